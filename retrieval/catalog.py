@@ -1,0 +1,354 @@
+"""The catalog a process works with: the SQLite source of truth, its in-memory mirror (products,
+BM25 postings, filter columns) and the Chroma vectors, kept in step.
+
+Writes (``upsert``/``delete``) go to Chroma first and then to SQLite in one transaction; what
+SQLite holds is what counts, so a crash between the two leaves at most an orphan vector that the
+next search ignores and the next ingest overwrites. Writers on one home take a file lock, so
+two ingests never interleave their batches.
+
+Reads call ``refresh()`` first: one indexed SQLite read of the change sequence, and only the rows
+changed since the last refresh are applied. That is what makes an upsert by any process visible
+to the next search of every process on the same home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from retrieval.filters import brand_names, matches, matches_rest
+from retrieval.lexical import BM25Index
+from retrieval.store import Change, ProductStore, product_hash
+from retrieval.tokenize import Tokenizer, default_tokenizer
+from shopassist.config import Settings
+from shopassist.models import Product, SearchFilters, split_category
+
+if TYPE_CHECKING:
+    from retrieval.embedders import Embedder
+    from retrieval.vector import ChromaVectorIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UpsertResult:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    seq: int = 0
+
+
+class _Mirror:
+    """In-memory copy of the live catalog, indexed by BM25 slot."""
+
+    def __init__(self, k1: float, b: float) -> None:
+        self.bm25 = BM25Index(k1=k1, b=b)
+        self.products: dict[str, Product] = {}
+        self.price = np.full(1024, np.nan, dtype=np.float64)
+        self.stock = np.full(1024, -1, dtype=np.int64)
+        self.currency: list[str] = []
+        self.brand_slots: dict[str, set[int]] = {}
+        self.category_slots: dict[str, set[int]] = {}
+        self.seq = 0
+
+    def _grow(self, slot: int) -> None:
+        if slot >= len(self.price):
+            size = max(2 * len(self.price), slot + 1)
+            price = np.full(size, np.nan, dtype=np.float64)
+            price[: len(self.price)] = self.price
+            stock = np.full(size, -1, dtype=np.int64)
+            stock[: len(self.stock)] = self.stock
+            self.price, self.stock = price, stock
+        while len(self.currency) <= slot:
+            self.currency.append("")
+
+    @staticmethod
+    def _category_keys(product: Product) -> set[str]:
+        levels = [lv.casefold() for lv in split_category(product.category)]
+        keys = {"p:" + " > ".join(levels[: i + 1]) for i in range(len(levels))}
+        keys |= {"n:" + lv for lv in levels}
+        return keys
+
+    def remove(self, product_id: str) -> None:
+        old = self.products.pop(product_id, None)
+        slot = self.bm25.slot(product_id)
+        if slot is None:
+            return
+        if old is not None:
+            for name in brand_names(old.brand):
+                self.brand_slots.get(name, set()).discard(slot)
+            for key in self._category_keys(old):
+                self.category_slots.get(key, set()).discard(slot)
+        self.price[slot] = np.nan
+        self.stock[slot] = -1
+        self.currency[slot] = ""
+        self.bm25.remove(product_id)
+
+    def put(self, product: Product, tokens: list[str]) -> None:
+        self.remove(product.id)
+        slot = self.bm25.upsert(product.id, tokens)
+        self._grow(slot)
+        self.products[product.id] = product
+        self.price[slot] = np.nan if product.price is None else product.price
+        self.stock[slot] = -1 if product.stock is None else product.stock
+        self.currency[slot] = product.currency
+        for name in brand_names(product.brand):
+            self.brand_slots.setdefault(name, set()).add(slot)
+        for key in self._category_keys(product):
+            self.category_slots.setdefault(key, set()).add(slot)
+
+    def scalar_mask(self, filters: SearchFilters) -> np.ndarray | None:
+        """Boolean mask over slots for the scalar filters; None when there are none."""
+        f = filters
+        n = self.bm25.capacity
+        mask: np.ndarray | None = None
+
+        def both(m: np.ndarray) -> None:
+            nonlocal mask
+            mask = m if mask is None else (mask & m)
+
+        price = self.price[:n]
+        if f.min_price is not None or f.max_price is not None:
+            with np.errstate(invalid="ignore"):
+                m = ~np.isnan(price)
+                if f.min_price is not None:
+                    m &= price >= f.min_price
+                if f.max_price is not None:
+                    m &= price <= f.max_price
+            both(m)
+        if f.currency:
+            cur = f.currency.upper()
+            both(np.fromiter((c == cur for c in self.currency[:n]), dtype=bool, count=n))
+        if f.in_stock:
+            both(self.stock[:n] != 0)
+        if f.brands:
+            m = np.zeros(n, dtype=bool)
+            for b in f.brands:
+                slots = self.brand_slots.get(b.strip().casefold())
+                if slots:
+                    m[list(slots)] = True
+            both(m)
+        if f.exclude_brands:
+            m = np.ones(n, dtype=bool)
+            for b in f.exclude_brands:
+                slots = self.brand_slots.get(b.strip().casefold())
+                if slots:
+                    m[list(slots)] = False
+            both(m)
+        if f.category:
+            levels = [lv.casefold() for lv in split_category(f.category)]
+            keys = ["p:" + " > ".join(levels)]
+            if len(levels) == 1:
+                keys.append("n:" + levels[0])
+            m = np.zeros(n, dtype=bool)
+            for key in keys:
+                slots = self.category_slots.get(key)
+                if slots:
+                    m[list(slots)] = True
+            both(m)
+        return mask
+
+
+class Catalog:
+    """Products under one home: get, upsert, delete, and the indexes searches read."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        tokenizer: Tokenizer | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> None:
+        self.settings = settings
+        settings.ensure_home()
+        self.store = ProductStore(settings.catalog_db)
+        self.tokenizer = tokenizer or default_tokenizer()
+        self._embedder = embedder
+        self._vectors: ChromaVectorIndex | None = None
+        self._mirror = _Mirror(k1, b)
+        self._lock = threading.RLock()
+        self._loaded = False
+        self._own_seqs: set[int] = set()  # sequences this process wrote (its Chroma graph has them)
+        self._check_tokenizer()
+
+    # -- components --------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from retrieval.embedders import make_embedder
+
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def vectors(self) -> ChromaVectorIndex:
+        if self._vectors is None:
+            from retrieval.vector import ChromaVectorIndex
+
+            self._vectors = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
+            self._vectors.vector_source = self._embed_current
+        return self._vectors
+
+    def _embed_current(self, ids: list[str]) -> dict[str, np.ndarray]:
+        products = [p for p in (self._mirror.products.get(i) for i in ids) if p is not None]
+        if not products:
+            return {}
+        vectors = self.embedder.embed_documents([p.search_text() for p in products])
+        return {p.id: v for p, v in zip(products, vectors, strict=True)}
+
+    @property
+    def bm25(self) -> BM25Index:
+        self.refresh()
+        return self._mirror.bm25
+
+    def _check_tokenizer(self) -> None:
+        stored = self.store.meta("tokenizer")
+        if stored is None:
+            self.store.set_meta("tokenizer", self.tokenizer.version)
+        elif stored != self.tokenizer.version:
+            log.warning(
+                "catalog was tokenized with %s, this process uses %s: re-tokenizing in memory; "
+                "run `shopassist catalog reindex` to store the new tokens",
+                stored,
+                self.tokenizer.version,
+            )
+
+    # -- the in-memory mirror ----------------------------------------------------------------------
+    def refresh(self) -> int:
+        """Apply changes other processes (or this one) committed; returns how many."""
+        with self._lock:
+            seq = self.store.seq()
+            if self._loaded and seq == self._mirror.seq:
+                return 0
+            new_seq, changes = self.store.changes_since(self._mirror.seq)
+            retokenize = self.store.meta("tokenizer") != self.tokenizer.version
+            for change in changes:
+                self._apply(change, retokenize)
+            first_load = not self._loaded
+            self._mirror.seq = new_seq
+            self._loaded = True
+            if changes and not first_load and self._vectors is not None:
+                elsewhere = [c.id for c in changes if c.seq not in self._own_seqs]
+                if elsewhere:
+                    self._vectors.mark_changed_elsewhere(elsewhere)
+            self._own_seqs.clear()
+            return len(changes)
+
+    def _apply(self, change: Change, retokenize: bool = False) -> None:
+        if change.deleted or change.product is None:
+            self._mirror.remove(change.id)
+        else:
+            tokens = self.tokenizer(change.product.search_text()) if retokenize else change.tokens
+            self._mirror.put(change.product, tokens)
+
+    def __len__(self) -> int:
+        self.refresh()
+        return len(self._mirror.products)
+
+    def get(self, product_id: str) -> Product | None:
+        self.refresh()
+        return self._mirror.products.get(product_id)
+
+    def get_many(self, ids: Sequence[str]) -> list[Product]:
+        self.refresh()
+        return [p for p in (self._mirror.products.get(i) for i in ids) if p is not None]
+
+    def products(self) -> Iterator[Product]:
+        self.refresh()
+        yield from list(self._mirror.products.values())
+
+    # -- writes ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """One writer per home at a time (across processes)."""
+        path = self.settings.home / ".write.lock"
+        with open(path, "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def upsert(self, products: Sequence[Product], *, force: bool = False) -> UpsertResult:
+        """Insert or replace products by id; identical records are left alone (idempotent)."""
+        result = UpsertResult()
+        if not products:
+            return result
+        latest: dict[str, Product] = {}
+        for p in products:  # the last record of an id in one batch wins
+            latest[p.id] = p
+        with self._lock, self.write_lock():
+            existing = self.store.hashes(list(latest))
+            todo: list[tuple[Product, str]] = []
+            for pid, p in latest.items():
+                h = product_hash(p)
+                if not force and existing.get(pid) == h:
+                    result.unchanged.append(pid)
+                    continue
+                (result.updated if pid in existing else result.added).append(pid)
+                todo.append((p, h))
+            if todo:
+                items = [p for p, _ in todo]
+                texts = [p.search_text() for p in items]
+                vectors = self.embedder.embed_documents(texts)
+                self.vectors.upsert(items, vectors)
+                tokens = [self.tokenizer(t) for t in texts]
+                result.seq = self.store.upsert(
+                    (p, tok, h) for (p, h), tok in zip(todo, tokens, strict=True)
+                )
+                self._own_seqs.add(result.seq)
+        self.refresh()
+        return result
+
+    def delete(self, ids: Sequence[str]) -> list[str]:
+        """Delete products by id; returns the ids that existed."""
+        with self._lock, self.write_lock():
+            deleted = self.store.delete(list(ids))
+            if deleted:
+                self.vectors.delete(deleted)
+                self._own_seqs.add(self.store.seq())
+        self.refresh()
+        return deleted
+
+    def reindex(self, progress: bool = False) -> int:
+        """Rebuild vectors and tokens of every product (after changing the embedder or tokenizer)."""
+        from tqdm import tqdm
+
+        products = list(self.store.iter_products())
+        with self.write_lock():
+            self.vectors.drop()
+        self.store.set_meta("tokenizer", self.tokenizer.version)
+        bar = tqdm(total=len(products), unit="product", desc="reindex", disable=not progress)
+        for i in range(0, len(products), 256):
+            chunk = products[i : i + 256]
+            self.upsert(chunk, force=True)
+            bar.update(len(chunk))
+        bar.close()
+        return len(products)
+
+    # -- what the retriever reads -------------------------------------------------------------------
+    def scalar_mask(self, filters: SearchFilters) -> np.ndarray | None:
+        self.refresh()
+        return self._mirror.scalar_mask(filters)
+
+    def allowed(self, filters: SearchFilters):  # type: ignore[no-untyped-def]
+        """A predicate on ids: the product is live and passes every filter."""
+        products = self._mirror.products
+
+        def check(pid: str) -> bool:
+            p = products.get(pid)
+            return p is not None and matches(p, filters)
+
+        return check
+
+    def passes_rest(self, product: Product, filters: SearchFilters) -> bool:
+        return matches_rest(product, filters)

@@ -1,0 +1,152 @@
+"""An incremental in-memory BM25 index: the lexical leg Chroma does not have.
+
+bm25s builds a static sparse matrix, which makes every catalog change a full re-index. The
+product promises that an upsert is searchable at once, so this index keeps postings per term
+(term -> {slot: tf}) and updates them in place; per-term numpy arrays are built lazily and
+dropped when the term's postings change. Scoring is the Lucene BM25 variant (the bm25s default):
+
+    idf(t)   = ln(1 + (N - df + 0.5) / (df + 0.5))
+    s(d, q)  = sum_t idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avgdl))
+
+Slots of deleted documents are recycled, so the arrays stay as large as the live catalog.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+
+
+class BM25Index:
+    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        if k1 < 0 or not 0 <= b <= 1:
+            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1 (got k1={k1}, b={b})")
+        self.k1 = k1
+        self.b = b
+        self._postings: dict[str, dict[int, int]] = {}
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._doc_terms: list[dict[str, int] | None] = []
+        self._doc_len = np.zeros(1024, dtype=np.float32)
+        self._slot_of: dict[str, int] = {}
+        self.slot_ids: list[str | None] = []
+        self._free: list[int] = []
+        self._total_len = 0
+
+    # -- size --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.slot_ids)
+
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self._slot_of
+
+    def slot(self, doc_id: str) -> int | None:
+        return self._slot_of.get(doc_id)
+
+    # -- updates -------------------------------------------------------------------------------
+    def upsert(self, doc_id: str, tokens: Iterable[str]) -> int:
+        """Add or replace a document; returns its slot."""
+        if doc_id in self._slot_of:
+            self.remove(doc_id)
+        counts = dict(Counter(tokens))
+        if self._free:
+            slot = self._free.pop()
+            self.slot_ids[slot] = doc_id
+            self._doc_terms[slot] = counts
+        else:
+            slot = len(self.slot_ids)
+            self.slot_ids.append(doc_id)
+            self._doc_terms.append(counts)
+            if slot >= len(self._doc_len):
+                grown = np.zeros(max(1024, 2 * len(self._doc_len)), dtype=np.float32)
+                grown[: len(self._doc_len)] = self._doc_len
+                self._doc_len = grown
+        length = sum(counts.values())
+        self._doc_len[slot] = length
+        self._total_len += length
+        for term, tf in counts.items():
+            self._postings.setdefault(term, {})[slot] = tf
+            self._arrays.pop(term, None)
+        self._slot_of[doc_id] = slot
+        return slot
+
+    def remove(self, doc_id: str) -> bool:
+        slot = self._slot_of.pop(doc_id, None)
+        if slot is None:
+            return False
+        counts = self._doc_terms[slot] or {}
+        for term in counts:
+            posting = self._postings.get(term)
+            if posting is not None:
+                posting.pop(slot, None)
+                if not posting:
+                    del self._postings[term]
+            self._arrays.pop(term, None)
+        self._total_len -= int(self._doc_len[slot])
+        self._doc_len[slot] = 0
+        self._doc_terms[slot] = None
+        self.slot_ids[slot] = None
+        self._free.append(slot)
+        return True
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _term_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        arrays = self._arrays.get(term)
+        if arrays is None:
+            posting = self._postings.get(term)
+            if not posting:
+                return None
+            slots = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
+            tfs = np.fromiter(posting.values(), dtype=np.float32, count=len(posting))
+            arrays = (slots, tfs)
+            self._arrays[term] = arrays
+        return arrays
+
+    def idf(self, term: str) -> float:
+        df = len(self._postings.get(term, ()))
+        n = len(self._slot_of)
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def score(self, query_tokens: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, scores) of every document that shares a term with the query, unsorted.
+
+        A repeated query term counts once per occurrence (as in bm25s and Lucene).
+        """
+        n = len(self._slot_of)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        avgdl = max(self._total_len / n, 1e-9)
+        k1, b = self.k1, self.b
+        acc = np.zeros(len(self.slot_ids), dtype=np.float32)
+        touched: list[np.ndarray] = []
+        for term, qtf in Counter(query_tokens).items():
+            arrays = self._term_arrays(term)
+            if arrays is None:
+                continue
+            slots, tfs = arrays
+            idf = self.idf(term)
+            norm = k1 * (1.0 - b + b * self._doc_len[slots] / avgdl)
+            acc[slots] += qtf * idf * tfs * (k1 + 1.0) / (tfs + norm)
+            touched.append(slots)
+        if not touched:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        slots = np.unique(np.concatenate(touched)) if len(touched) > 1 else touched[0]
+        return slots, acc[slots]
+
+    def top(self, query_tokens: Iterable[str], k: int) -> list[tuple[str, float]]:
+        slots, scores = self.score(query_tokens)
+        if len(slots) == 0:
+            return []
+        order = np.argsort(-scores, kind="stable")[:k]
+        out = []
+        for i in order:
+            doc_id = self.slot_ids[int(slots[i])]
+            if doc_id is not None:
+                out.append((doc_id, float(scores[i])))
+        return out

@@ -1,0 +1,297 @@
+"""The ``shopassist`` command line.
+
+Every command takes ``--home DIR`` (or SHOPASSIST_HOME) and the backend options; ``--json``
+prints machine-readable output on stdout while progress and messages go to stderr.
+Exit codes: 0 success, 1 a runtime failure, 2 a usage error (bad arguments, missing files).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shopassist.config import EMBEDDER_BACKENDS, Settings
+from shopassist.errors import ShopAssistError, UsageError
+
+
+def _dump(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--home and backend options on every command; they build ``settings``."""
+
+    @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Data folder for the catalog and indexes [env SHOPASSIST_HOME; default ~/.shopassist].")
+    @click.option("--chroma-host", default=None, help="Use a Chroma server at this host instead of embedded Chroma [env SHOPASSIST_CHROMA_HOST].")
+    @click.option("--chroma-port", type=int, default=None, help="Chroma server port [env SHOPASSIST_CHROMA_PORT; default 8000].")
+    @click.option("--embedder", type=click.Choice(EMBEDDER_BACKENDS), default=None,
+                  help="Embedding backend [env SHOPASSIST_EMBEDDER; default use].")
+    @click.option("--embedder-path", default=None, help="Local model folder for --embedder transformers.")
+    @click.option("--embedder-url", default=None, help="OpenAI-compatible base URL for --embedder openai, e.g. http://127.0.0.1:8000/v1.")
+    @click.option("--embedder-model", default=None, help="Model name for --embedder openai.")
+    @functools.wraps(fn)
+    def wrapper(home, chroma_host, chroma_port, embedder, embedder_path, embedder_url, embedder_model, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            settings = Settings.from_env(
+                home=home,
+                chroma_host=chroma_host,
+                chroma_port=chroma_port,
+                embedder=embedder,
+                embedder_path=embedder_path,
+                embedder_url=embedder_url,
+                embedder_model=embedder_model,
+            )
+            return fn(settings=settings, **kwargs)
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except ShopAssistError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="shopassist")
+def main() -> None:
+    """shopassist: conversational shopping search for Chinese and English catalogs."""
+
+
+# -- catalog ------------------------------------------------------------------------------------
+@main.group()
+def catalog() -> None:
+    """Ingest, delete and inspect catalog products."""
+
+
+@catalog.command("ingest")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "json", "csv"]), default=None, help="Override the format guessed from the file name.")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=256, show_default=True, help="Rows per committed batch.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write rejected rows [default: HOME/rejects/].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@common_options
+def catalog_ingest(settings: Settings, file: Path, fmt: str | None, batch_size: int, rejects: Path | None, as_json: bool) -> None:
+    """Upsert products from a JSONL, JSON or CSV FILE; bad rows go to a rejects file."""
+    from retrieval import Catalog, ingest_file
+
+    cat = Catalog(settings)
+    report = ingest_file(cat, file, fmt=fmt, batch_size=batch_size, progress=sys.stderr.isatty() or not as_json, rejects_path=rejects)
+    summary = report.summary()
+    if as_json:
+        _dump(summary)
+    else:
+        click.echo(
+            f"{report.file}: {report.rows} rows, {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {report.rejected} rejected ({report.seconds:.1f} s)"
+        )
+        for r in report.rejects[:10]:
+            click.echo(f"  line {r.line}: {r.reason}", err=True)
+        if report.rejected > 10:
+            click.echo(f"  ... and {report.rejected - 10} more", err=True)
+        if report.rejects_file:
+            click.echo(f"rejected rows written to {report.rejects_file}", err=True)
+
+
+@catalog.command("delete")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def catalog_delete(settings: Settings, ids: tuple[str, ...], as_json: bool) -> None:
+    """Delete products by ID."""
+    from retrieval import Catalog
+
+    deleted = Catalog(settings).delete(list(ids))
+    missing = [i for i in ids if i not in deleted]
+    if as_json:
+        _dump({"deleted": deleted, "not_found": missing})
+    else:
+        click.echo(f"deleted {len(deleted)} product(s)" + (f"; not found: {', '.join(missing)}" if missing else ""))
+
+
+@catalog.command("get")
+@click.argument("product_id")
+@common_options
+def catalog_get(settings: Settings, product_id: str) -> None:
+    """Print one product as JSON."""
+    from retrieval import Catalog
+
+    product = Catalog(settings).get(product_id)
+    if product is None:
+        raise UsageError(f"No product with id {product_id!r} under {settings.home}.")
+    _dump(product.record())
+
+
+@catalog.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def catalog_stats(settings: Settings, as_json: bool) -> None:
+    """Counts per language, currency and top-level category."""
+    from collections import Counter
+
+    from retrieval import Catalog
+
+    cat = Catalog(settings)
+    products = list(cat.products())
+    stats = {
+        "home": str(settings.home),
+        "products": len(products),
+        "vectors": cat.vectors.count(),
+        "language": dict(Counter(p.language for p in products)),
+        "currency": dict(Counter(p.currency for p in products)),
+        "top_categories": dict(Counter((p.category_levels or ["(none)"])[0] for p in products).most_common(15)),
+    }
+    if as_json:
+        _dump(stats)
+    else:
+        for key, value in stats.items():
+            click.echo(f"{key}: {value}")
+
+
+@catalog.command("reindex")
+@common_options
+def catalog_reindex(settings: Settings) -> None:
+    """Rebuild every vector and token list (after changing the embedder or tokenizer)."""
+    from retrieval import Catalog
+
+    n = Catalog(settings).reindex(progress=True)
+    click.echo(f"reindexed {n} products")
+
+
+# -- search ------------------------------------------------------------------------------------
+def _filters(min_price, max_price, brand, exclude_brand, category, in_stock, exclude):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from shopassist.models import SearchFilters
+
+    try:
+        return SearchFilters(
+            min_price=min_price,
+            max_price=max_price,
+            brands=list(brand),
+            exclude_brands=list(exclude_brand),
+            category=category,
+            in_stock=in_stock,
+            exclude_terms=list(exclude),
+        )
+    except ValidationError as exc:
+        raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+
+
+@main.command()
+@click.argument("query")
+@click.option("--top-k", type=click.IntRange(1, 500), default=10, show_default=True)
+@click.option("--min-price", type=float, default=None)
+@click.option("--max-price", type=float, default=None)
+@click.option("--brand", multiple=True, help="Only these brands (repeatable).")
+@click.option("--exclude-brand", multiple=True, help="Not these brands (repeatable).")
+@click.option("--category", default=None, help="Category path prefix ('服饰 > 女装') or a category name.")
+@click.option("--in-stock", is_flag=True, help="Only products in stock.")
+@click.option("--exclude", multiple=True, help="Drop products whose title/brand/attributes contain this text (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
+@common_options
+def search(settings: Settings, query: str, top_k: int, min_price, max_price, brand, exclude_brand, category, in_stock, exclude, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Hybrid search of the catalog."""
+    from retrieval import Catalog, HybridRetriever
+
+    filters = _filters(min_price, max_price, brand, exclude_brand, category, in_stock, exclude)
+    cat = Catalog(settings)
+    if len(cat) == 0:
+        raise UsageError(f"The catalog under {settings.home} is empty: run `shopassist catalog ingest FILE` first.")
+    results = HybridRetriever(cat).search(query, filters, top_k=top_k)
+    if as_json:
+        _dump([c.summary() for c in results])
+        return
+    if not results:
+        click.echo("no products match; try fewer filters")
+    for i, c in enumerate(results, 1):
+        p = c.product
+        price = f"{p.price:.2f} {p.currency}" if p.price is not None else "price n/a"
+        stock = "" if p.stock is None else (" [sold out]" if p.stock == 0 else f" [stock {p.stock}]")
+        click.echo(f"{i:>2}. {p.title}  —  {price}{stock}  ({p.brand or 'no brand'}; {p.category or 'uncategorised'}) id={p.id}")
+
+
+# -- demo ----------------------------------------------------------------------------------------
+@main.command()
+@click.option("--catalog", "catalog_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Catalog to load [default: the bundled bilingual demo catalog].")
+@click.option("--top-k", type=click.IntRange(1, 50), default=8, show_default=True)
+@common_options
+def demo(settings: Settings, catalog_file: Path | None, top_k: int) -> None:
+    """Load the demo catalog (once) and open an interactive search prompt."""
+    from retrieval import Catalog, HybridRetriever, ingest_file
+    from shopassist.resources import demo_catalog_path
+
+    cat = Catalog(settings)
+    source = catalog_file or demo_catalog_path()
+    click.echo(f"loading {source} into {settings.home} (only new or changed rows are embedded) ...", err=True)
+    report = ingest_file(cat, source, progress=True)
+    click.echo(f"catalog ready: {len(cat)} products ({report.added} added, {report.updated} updated, {report.rejected} rejected)", err=True)
+    retriever = HybridRetriever(cat)
+    click.echo("Type a query (Chinese or English); empty line or Ctrl-D to quit.", err=True)
+    while True:
+        try:
+            query = input("search> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            click.echo("", err=True)
+            return
+        if not query:
+            return
+        for i, c in enumerate(retriever.search(query, top_k=top_k), 1):
+            p = c.product
+            price = f"{p.price:.2f} {p.currency}" if p.price is not None else "price n/a"
+            click.echo(f"{i:>2}. {p.title}  —  {price}  ({p.brand or 'no brand'})")
+
+
+# -- eval ---------------------------------------------------------------------------------------------
+@main.group("eval")
+def eval_group() -> None:
+    """Offline evaluation suites."""
+
+
+@eval_group.command("retrieval")
+@click.option("--dataset", type=click.Choice(["multicpr-pool"]), default="multicpr-pool", show_default=True)
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder with corpus.jsonl, queries.tsv, qrels.tsv.")
+@click.option("--limit", type=int, default=None, help="Only the first N queries.")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def eval_retrieval(settings: Settings, dataset: str, data_dir: Path, limit: int | None, as_json: bool) -> None:
+    """MRR@10, Recall@10/100 of the product's retrieval and a plain BM25 baseline."""
+    from evals.retrieval import run_multicpr
+
+    result = run_multicpr(data_dir, settings=settings, limit=limit, progress=True)
+    if as_json:
+        _dump(result)
+    else:
+        for system, metrics in result["systems"].items():
+            click.echo(f"{system:>10}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+
+
+@eval_group.command("relevance")
+@click.option("--dataset", type=click.Choice(["crowdflower"]), default="crowdflower", show_default=True)
+@click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="judgements.jsonl")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def eval_relevance(settings: Settings, dataset: str, data_file: Path, as_json: bool) -> None:
+    """nDCG@10 (gain 2^(rel-1)-1) of the product's ranking and BM25 on judged candidates."""
+    from evals.relevance import run_crowdflower
+
+    result = run_crowdflower(data_file, settings=settings, progress=True)
+    if as_json:
+        _dump(result)
+    else:
+        for system, metrics in result["systems"].items():
+            click.echo(f"{system:>10}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

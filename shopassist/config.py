@@ -1,0 +1,122 @@
+"""Settings: explicit arguments first, environment variables as fallback, sensible defaults last.
+
+| setting            | env var                       | default                  |
+|--------------------|-------------------------------|--------------------------|
+| home               | SHOPASSIST_HOME               | ~/.shopassist            |
+| chroma_host        | SHOPASSIST_CHROMA_HOST        | (embedded Chroma)        |
+| chroma_port        | SHOPASSIST_CHROMA_PORT        | 8000                     |
+| collection         | SHOPASSIST_CHROMA_COLLECTION  | products                 |
+| embedder           | SHOPASSIST_EMBEDDER           | use                      |
+| embedder_path      | SHOPASSIST_EMBEDDER_PATH      | (transformers backend)   |
+| embedder_url       | SHOPASSIST_EMBEDDER_URL       | (openai backend)         |
+| embedder_model     | SHOPASSIST_EMBEDDER_MODEL     | (openai backend)         |
+| embedder_api_key   | SHOPASSIST_EMBEDDER_API_KEY   | (openai backend)         |
+| threads            | SHOPASSIST_THREADS            | 2                        |
+
+Data and indexes live under ``home``; nothing is ever written inside the installed package.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from shopassist.errors import UsageError
+
+EMBEDDER_BACKENDS = ("use", "transformers", "openai")
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path("~/.shopassist").expanduser())
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    collection: str = "products"
+    embedder: str = "use"
+    embedder_path: str | None = None
+    embedder_url: str | None = None
+    embedder_model: str | None = None
+    embedder_api_key: str | None = None
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.embedder not in EMBEDDER_BACKENDS:
+            raise UsageError(
+                f"Unknown embedder {self.embedder!r}: choose one of {', '.join(EMBEDDER_BACKENDS)} "
+                "(flag --embedder or SHOPASSIST_EMBEDDER)."
+            )
+        if not (0 < self.chroma_port < 65536):
+            raise UsageError(f"Chroma port must be 1-65535 (got {self.chroma_port}).")
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]", self.collection):
+            raise UsageError(
+                f"Chroma collection name {self.collection!r} must be 3-512 letters, digits, '.', '_' or '-', "
+                "starting and ending with a letter or digit."
+            )
+        if self.threads < 1:
+            raise UsageError(f"threads must be at least 1 (got {self.threads}).")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Build settings from explicit overrides (None means 'not given') and the environment."""
+        values: dict[str, Any] = {}
+        home = overrides.get("home") or _env("SHOPASSIST_HOME")
+        if home:
+            values["home"] = Path(home).expanduser()
+        env_map = {
+            "chroma_host": "SHOPASSIST_CHROMA_HOST",
+            "chroma_port": "SHOPASSIST_CHROMA_PORT",
+            "collection": "SHOPASSIST_CHROMA_COLLECTION",
+            "embedder": "SHOPASSIST_EMBEDDER",
+            "embedder_path": "SHOPASSIST_EMBEDDER_PATH",
+            "embedder_url": "SHOPASSIST_EMBEDDER_URL",
+            "embedder_model": "SHOPASSIST_EMBEDDER_MODEL",
+            "embedder_api_key": "SHOPASSIST_EMBEDDER_API_KEY",
+            "threads": "SHOPASSIST_THREADS",
+        }
+        for key, env_name in env_map.items():
+            value = overrides.get(key)
+            if value is None:
+                value = _env(env_name)
+            if value is None:
+                continue
+            if key in ("chroma_port", "threads"):
+                try:
+                    value = int(value)
+                except (TypeError, ValueError):
+                    raise UsageError(f"{env_name} must be an integer (got {value!r}).") from None
+            values[key] = value
+        return cls(**values)
+
+    def with_home(self, home: Path | str) -> Settings:
+        return replace(self, home=Path(home).expanduser())
+
+    # -- paths under home ------------------------------------------------------------------
+    @property
+    def catalog_db(self) -> Path:
+        return self.home / "catalog.sqlite"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.home / "rejects"
+
+    def ensure_home(self) -> Path:
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"Cannot create the data folder {self.home}: {exc.strerror}. "
+                "Pick a writable folder with --home DIR or SHOPASSIST_HOME."
+            ) from exc
+        return self.home

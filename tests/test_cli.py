@@ -1,0 +1,55 @@
+"""The shopassist command line, as a user runs it."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from shopassist.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def run(tmp_path):
+    runner = CliRunner()
+    home = str(tmp_path / "home")
+
+    def invoke(*args, input=None):
+        return runner.invoke(main, [*args, "--home", home], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def test_ingest_search_delete_round_trip(run, sample_file):
+    res = run("catalog", "ingest", str(sample_file), "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["added"] == 10 and summary["rejected"] == 0
+
+    res = run("search", "waterproof boots", "--max-price", "100", "--exclude-brand", "Summit", "--json")
+    assert res.exit_code == 0
+    rows = json.loads(res.stdout)
+    assert rows and rows[0]["id"] == "b1"
+    assert {"id", "title", "price", "currency", "score"} <= set(rows[0])
+    assert all(r["price"] <= 100 for r in rows)
+
+    res = run("search", "牛仔裤", "--category", "服饰 > 女装", "--in-stock", "--json")
+    assert {r["id"] for r in json.loads(res.stdout)} == {"j1", "j2"}
+
+    res = run("catalog", "delete", "j1", "zz", "--json")
+    assert json.loads(res.stdout) == {"deleted": ["j1"], "not_found": ["zz"]}
+    res = run("search", "牛仔裤", "--json")
+    assert "j1" not in {r["id"] for r in json.loads(res.stdout)}
+
+    res = run("search", "牛仔裤")
+    assert "CNY" in res.stdout and "牛仔裤" in res.stdout
+
+
+def test_usage_errors_exit_2_with_a_message(run, tmp_path):
+    res = run("catalog", "ingest", str(tmp_path / "missing.jsonl"))
+    assert res.exit_code == 2 and "does not exist" in res.stderr
+    res = run("search", "x", "--min-price", "10", "--max-price", "1")
+    assert res.exit_code == 2 and "above max_price" in res.stderr
+    res = run("search", "x")
+    assert res.exit_code == 2 and "catalog ingest" in res.stderr
