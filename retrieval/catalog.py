@@ -1,6 +1,10 @@
 """The catalog a process works with: the SQLite source of truth, its in-memory mirror (products,
 BM25 postings, filter columns) and the Chroma vectors, kept in step.
 
+The mirror also holds every product's vectors (float32, 2 KB a product at 512-d: 200 MB at
+100k products), read from the store, so filtered searches score exactly and products changed
+by another process are scored without asking Chroma.
+
 Writes (``upsert``/``delete``) go to Chroma first and then to SQLite in one transaction; what
 SQLite holds is what counts, so a crash between the two leaves at most an orphan vector that the
 next search ignores and the next ingest overwrites. Writers on one home take a file lock, so
@@ -25,7 +29,7 @@ import numpy as np
 
 from retrieval.filters import brand_names, matches, matches_rest
 from retrieval.lexical import BM25Index
-from retrieval.store import Change, ProductStore, product_hash
+from retrieval.store import Change, ProductStore, StoreItem, product_hash
 from retrieval.tokenize import Tokenizer, default_tokenizer
 from shopassist.config import Settings
 from shopassist.models import Product, SearchFilters, split_category
@@ -56,6 +60,10 @@ class _Mirror:
         self.currency: list[str] = []
         self.brand_slots: dict[str, set[int]] = {}
         self.category_slots: dict[str, set[int]] = {}
+        self.vectors: np.ndarray | None = None  # (capacity, dim) float32, main vectors by slot
+        self.has_vector = np.zeros(1024, dtype=bool)
+        self.live = np.zeros(1024, dtype=bool)
+        self.doc_vectors: dict[int, np.ndarray] = {}
         self.seq = 0
 
     def _grow(self, slot: int) -> None:
@@ -66,6 +74,16 @@ class _Mirror:
             stock = np.full(size, -1, dtype=np.int64)
             stock[: len(self.stock)] = self.stock
             self.price, self.stock = price, stock
+            has = np.zeros(size, dtype=bool)
+            has[: len(self.has_vector)] = self.has_vector
+            self.has_vector = has
+            live = np.zeros(size, dtype=bool)
+            live[: len(self.live)] = self.live
+            self.live = live
+        if self.vectors is not None and slot >= len(self.vectors):
+            grown = np.zeros((max(2 * len(self.vectors), slot + 1), self.vectors.shape[1]), dtype=np.float32)
+            grown[: len(self.vectors)] = self.vectors
+            self.vectors = grown
         while len(self.currency) <= slot:
             self.currency.append("")
 
@@ -89,13 +107,30 @@ class _Mirror:
         self.price[slot] = np.nan
         self.stock[slot] = -1
         self.currency[slot] = ""
+        self.has_vector[slot] = False
+        self.live[slot] = False
+        self.doc_vectors.pop(slot, None)
         self.bm25.remove(product_id)
 
-    def put(self, product: Product, tokens: list[str]) -> None:
+    def put(
+        self,
+        product: Product,
+        tokens: list[str],
+        vector: np.ndarray | None = None,
+        doc_vector: np.ndarray | None = None,
+    ) -> None:
         self.remove(product.id)
         slot = self.bm25.upsert(product.id, tokens)
+        if vector is not None and self.vectors is None:
+            self.vectors = np.zeros((max(1024, len(self.price)), len(vector)), dtype=np.float32)
         self._grow(slot)
+        if vector is not None and self.vectors is not None:
+            self.vectors[slot] = vector
+            self.has_vector[slot] = True
+        if doc_vector is not None:
+            self.doc_vectors[slot] = doc_vector
         self.products[product.id] = product
+        self.live[slot] = True
         self.price[slot] = np.nan if product.price is None else product.price
         self.stock[slot] = -1 if product.stock is None else product.stock
         self.currency[slot] = product.currency
@@ -165,8 +200,8 @@ class Catalog:
         *,
         embedder: Embedder | None = None,
         tokenizer: Tokenizer | None = None,
-        k1: float = 1.2,
-        b: float = 0.75,
+        k1: float = 0.3,
+        b: float = 0.5,
     ) -> None:
         self.settings = settings
         settings.ensure_home()
@@ -195,15 +230,7 @@ class Catalog:
             from retrieval.vector import ChromaVectorIndex
 
             self._vectors = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
-            self._vectors.vector_source = self._embed_current
         return self._vectors
-
-    def _embed_current(self, ids: list[str]) -> dict[str, np.ndarray]:
-        products = [p for p in (self._mirror.products.get(i) for i in ids) if p is not None]
-        if not products:
-            return {}
-        vectors = self.embedder.embed_documents([p.search_text() for p in products])
-        return {p.id: v for p, v in zip(products, vectors, strict=True)}
 
     @property
     def bm25(self) -> BM25Index:
@@ -233,6 +260,14 @@ class Catalog:
             retokenize = self.store.meta("tokenizer") != self.tokenizer.version
             for change in changes:
                 self._apply(change, retokenize)
+            missing = sum(1 for c in changes if not c.deleted and c.vector is None)
+            if missing:
+                log.warning(
+                    "%d products under %s have no stored vector (built by an older version): "
+                    "run `shopassist catalog reindex`",
+                    missing,
+                    self.settings.home,
+                )
             first_load = not self._loaded
             self._mirror.seq = new_seq
             self._loaded = True
@@ -248,7 +283,7 @@ class Catalog:
             self._mirror.remove(change.id)
         else:
             tokens = self.tokenizer(change.product.search_text()) if retokenize else change.tokens
-            self._mirror.put(change.product, tokens)
+            self._mirror.put(change.product, tokens, change.vector, change.doc_vector)
 
     def __len__(self) -> int:
         self.refresh()
@@ -298,12 +333,19 @@ class Catalog:
                 todo.append((p, h))
             if todo:
                 items = [p for p, _ in todo]
-                texts = [p.search_text() for p in items]
-                vectors = self.embedder.embed_documents(texts)
+                vectors = self.embedder.embed_documents([p.embedding_text() for p in items])
+                docs = [(p.id, t) for p in items if (t := p.document_text())]
+                doc_vectors = (
+                    dict(
+                        zip((pid for pid, _ in docs), self.embedder.embed_documents([t for _, t in docs]), strict=True)
+                    )
+                    if docs
+                    else {}
+                )
                 self.vectors.upsert(items, vectors)
-                tokens = [self.tokenizer(t) for t in texts]
                 result.seq = self.store.upsert(
-                    (p, tok, h) for (p, h), tok in zip(todo, tokens, strict=True)
+                    StoreItem(p, self.tokenizer(p.search_text()), h, vec, doc_vectors.get(p.id))
+                    for (p, h), vec in zip(todo, vectors, strict=True)
                 )
                 self._own_seqs.add(result.seq)
         self.refresh()
@@ -352,3 +394,22 @@ class Catalog:
 
     def passes_rest(self, product: Product, filters: SearchFilters) -> bool:
         return matches_rest(product, filters)
+
+    def vector_of(self, product_id: str, kind: str = "main") -> np.ndarray | None:
+        """The stored vector of a product ('main' or 'doc'); None if it has none."""
+        m = self._mirror
+        slot = m.bm25.slot(product_id)
+        if slot is None:
+            return None
+        if kind == "doc":
+            return m.doc_vectors.get(slot)
+        if m.vectors is None or not m.has_vector[slot]:
+            return None
+        return m.vectors[slot]
+
+    def exact_dense(self, qvec: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Cosine of ``qvec`` with the main vectors at ``slots`` (0 where a vector is missing)."""
+        m = self._mirror
+        if m.vectors is None or len(slots) == 0:
+            return np.zeros(len(slots), dtype=np.float32)
+        return (m.vectors[slots] @ qvec) * m.has_vector[slots]

@@ -235,9 +235,7 @@ class OpenAIEmbedder(_BaseEmbedder):
         except httpx.HTTPError as exc:
             raise BackendError(f"Embedding server {self._client.base_url} unreachable: {exc}") from exc
         if response.status_code != 200:
-            raise BackendError(
-                f"Embedding server answered HTTP {response.status_code}: {response.text[:300]}"
-            )
+            raise BackendError(f"Embedding server answered HTTP {response.status_code}: {response.text[:300]}")
         try:
             data = sorted(response.json()["data"], key=lambda d: d["index"])
             vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)

@@ -121,7 +121,7 @@ def read_json(path: Path) -> Iterator[Row]:
         yield from _scan_array(text, start, decoder)
         return
     if not text.startswith("[", pos):
-        yield 1, Reject(1, "a .json catalog must be an array of objects or {\"products\": [...]}", text[:200])
+        yield 1, Reject(1, 'a .json catalog must be an array of objects or {"products": [...]}', text[:200])
         return
     yield from _scan_array(text, pos, decoder)
 
@@ -160,7 +160,14 @@ def read_csv(path: Path) -> Iterator[Row]:
             start = line_no + 1
             line_no = reader.line_num
             if None in row:
-                yield start, Reject(start, f"{len(row[None])} more values than columns", json.dumps(row, ensure_ascii=False, default=str))
+                yield (
+                    start,
+                    Reject(
+                        start,
+                        f"{len(row[None])} more values than columns",
+                        json.dumps(row, ensure_ascii=False, default=str),
+                    ),
+                )
                 continue
             obj: dict[str, Any] = {}
             attributes: dict[str, Any] = {}

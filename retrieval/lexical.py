@@ -113,14 +113,23 @@ class BM25Index:
         n = len(self._slot_of)
         return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
+    def doc_terms(self, doc_id: str) -> dict[str, int]:
+        slot = self._slot_of.get(doc_id)
+        return {} if slot is None else (self._doc_terms[slot] or {})
+
     def score(self, query_tokens: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """(slots, scores) of every document that shares a term with the query, unsorted.
 
         A repeated query term counts once per occurrence (as in bm25s and Lucene).
         """
+        slots, acc = self.score_all(query_tokens)
+        return slots, acc[slots]
+
+    def score_all(self, query_tokens: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(touched slots, a score array over every slot): for looking up any document's score."""
         n = len(self._slot_of)
         if n == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), np.zeros(len(self.slot_ids), dtype=np.float32)
         avgdl = max(self._total_len / n, 1e-9)
         k1, b = self.k1, self.b
         acc = np.zeros(len(self.slot_ids), dtype=np.float32)
@@ -135,9 +144,9 @@ class BM25Index:
             acc[slots] += qtf * idf * tfs * (k1 + 1.0) / (tfs + norm)
             touched.append(slots)
         if not touched:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), acc
         slots = np.unique(np.concatenate(touched)) if len(touched) > 1 else touched[0]
-        return slots, acc[slots]
+        return slots, acc
 
     def top(self, query_tokens: Iterable[str], k: int) -> list[tuple[str, float]]:
         slots, scores = self.score(query_tokens)

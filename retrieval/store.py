@@ -5,6 +5,11 @@ last change (deletes leave a tombstone row). Any process that mirrors the catalo
 ``changes_since(seq)`` before a search and applies only what changed, which is how an upsert made
 by one process is visible to the next search of another without a re-index.
 
+Each row also keeps its vectors (float16): the main one and, for products with a description,
+the title+description one. Chroma is the ANN index over the main vectors; the copies here let
+every process hold exact vectors for filtered search and for products another process just
+changed, without re-embedding anything.
+
 A batch is committed in one transaction, so a process killed mid-ingest loses nothing that was
 reported as committed, and never leaves half a batch behind.
 """
@@ -19,6 +24,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from shopassist.errors import UsageError
 from shopassist.models import Product
 
@@ -29,7 +36,9 @@ CREATE TABLE IF NOT EXISTS products (
     tokens  TEXT NOT NULL,
     hash    TEXT NOT NULL,
     seq     INTEGER NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0
+    deleted INTEGER NOT NULL DEFAULT 0,
+    vec     BLOB,
+    dvec    BLOB
 );
 CREATE INDEX IF NOT EXISTS products_seq ON products(seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +52,14 @@ def product_hash(product: Product) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
 
 
+def pack_vector(vector: np.ndarray | None) -> bytes | None:
+    return None if vector is None else np.asarray(vector, dtype=np.float16).tobytes()
+
+
+def unpack_vector(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Change:
     id: str
@@ -50,6 +67,17 @@ class Change:
     deleted: bool
     product: Product | None
     tokens: list[str]
+    vector: np.ndarray | None = None
+    doc_vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class StoreItem:
+    product: Product
+    tokens: list[str]
+    hash: str
+    vector: np.ndarray | None = None
+    doc_vector: np.ndarray | None = None
 
 
 class ProductStore:
@@ -59,9 +87,7 @@ class ProductStore:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None
-            )
+            self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"Cannot open the catalog database {self.path}: {exc}") from exc
         self._lock = threading.RLock()
@@ -69,7 +95,10 @@ class ProductStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
-            self._conn.commit()
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(products)")}
+            for column in ("vec", "dvec"):  # catalogs from before vectors were kept here
+                if column not in columns:
+                    self._conn.execute(f"ALTER TABLE products ADD COLUMN {column} BLOB")
 
     def close(self) -> None:
         with self._lock:
@@ -97,9 +126,7 @@ class ProductStore:
 
     def get(self, product_id: str) -> Product | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT data FROM products WHERE id=? AND deleted=0", (product_id,)
-            ).fetchone()
+            row = self._conn.execute("SELECT data FROM products WHERE id=? AND deleted=0", (product_id,)).fetchone()
         return None if row is None else Product.model_validate_json(row[0])
 
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
@@ -123,7 +150,8 @@ class ProductStore:
             try:
                 now = int(cur.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
                 rows = cur.execute(
-                    "SELECT id, seq, deleted, data, tokens FROM products WHERE seq > ? AND seq <= ? ORDER BY seq",
+                    "SELECT id, seq, deleted, data, tokens, vec, dvec FROM products "
+                    "WHERE seq > ? AND seq <= ? ORDER BY seq",
                     (seq, now),
                 ).fetchall()
             finally:
@@ -135,8 +163,10 @@ class ProductStore:
                 deleted=bool(d),
                 product=None if d else Product.model_validate_json(data),
                 tokens=[] if d else tokens.split(" ") if tokens else [],
+                vector=None if d else unpack_vector(vec),
+                doc_vector=None if d else unpack_vector(dvec),
             )
-            for pid, s, d, data, tokens in rows
+            for pid, s, d, data, tokens, vec, dvec in rows
         ]
         return now, changes
 
@@ -149,13 +179,13 @@ class ProductStore:
                 ).fetchall()
             if not rows:
                 return
-            for pid, data in rows:
+            for _pid, data in rows:
                 yield Product.model_validate_json(data)
             last = rows[-1][0]
 
     # -- writes ------------------------------------------------------------------------------
-    def upsert(self, items: Iterable[tuple[Product, list[str], str]]) -> int:
-        """Write (product, tokens, hash) rows in one transaction; returns the new seq."""
+    def upsert(self, items: Iterable[StoreItem]) -> int:
+        """Write rows in one transaction; returns the new seq."""
         items = list(items)
         with self._lock:
             cur = self._conn.cursor()
@@ -163,12 +193,20 @@ class ProductStore:
             try:
                 seq = int(cur.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
                 cur.executemany(
-                    "INSERT INTO products(id, data, tokens, hash, seq, deleted) VALUES (?, ?, ?, ?, ?, 0) "
+                    "INSERT INTO products(id, data, tokens, hash, seq, deleted, vec, dvec) VALUES (?, ?, ?, ?, ?, 0, ?, ?) "
                     "ON CONFLICT(id) DO UPDATE SET data=excluded.data, tokens=excluded.tokens, "
-                    "hash=excluded.hash, seq=excluded.seq, deleted=0",
+                    "hash=excluded.hash, seq=excluded.seq, deleted=0, vec=excluded.vec, dvec=excluded.dvec",
                     [
-                        (p.id, p.model_dump_json(), " ".join(tokens), h, seq)
-                        for p, tokens, h in items
+                        (
+                            it.product.id,
+                            it.product.model_dump_json(),
+                            " ".join(it.tokens),
+                            it.hash,
+                            seq,
+                            pack_vector(it.vector),
+                            pack_vector(it.doc_vector),
+                        )
+                        for it in items
                     ],
                 )
                 cur.execute("UPDATE meta SET value=? WHERE key='seq'", (str(seq),))
@@ -192,7 +230,8 @@ class ProductStore:
                 if live:
                     seq = int(cur.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
                     cur.executemany(
-                        "UPDATE products SET deleted=1, data='{}', tokens='', hash='', seq=? WHERE id=?",
+                        "UPDATE products SET deleted=1, data='{}', tokens='', hash='', vec=NULL, dvec=NULL, seq=? "
+                        "WHERE id=?",
                         [(seq, pid) for pid in live],
                     )
                     cur.execute("UPDATE meta SET value=? WHERE key='seq'", (str(seq),))

@@ -1,29 +1,33 @@
 """The dense leg: product vectors in Chroma (embedded ``PersistentClient`` or a ``chroma run`` server).
 
 The same code serves both: ``ChromaVectorIndex.open(settings)`` picks ``HttpClient`` when a host
-is configured. Scalar filters (price range, currency, stock, brand names, category levels) are
-pushed down as a Chroma ``where``; the rest is checked by the caller on the returned ids.
+is configured. Each vector carries flat scalar metadata (price, stock, brand names, category
+levels) for operators and other Chroma clients; the retriever does not use Chroma's ``where``:
+measured at 100k products with chromadb 1.5.9, any metadata filter (even one matching 186
+products) made a query take 80-900 ms against 6-8 ms unfiltered, so filtered searches are planned
+by the retriever (see search.py).
 
 An embedded Chroma keeps its HNSW graph in the memory of the process that opened it and does not
 see vectors another process wrote afterwards (measured with chromadb 1.5). The catalog's change
-sequence tells the searching process which ids changed elsewhere; ``query`` scores those ids
-exactly from their stored vectors and merges them in, and ``reopen`` reloads the graph once the
-set grows large. A Chroma server has no such gap.
+sequence tells the searching process which ids changed elsewhere (``stale``); ``query`` leaves
+them out, the retriever scores them exactly from the catalog's vector copies, and ``reopen``
+reloads the graph once the set grows large. A Chroma server has no such gap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from retrieval.filters import MAX_BRAND_NAMES, brand_names
 from shopassist.config import Settings
 from shopassist.errors import BackendError, UsageError
-from retrieval.filters import MAX_BRAND_NAMES, brand_names
-from shopassist.models import Product, SearchFilters
+from shopassist.models import Product
 
 log = logging.getLogger(__name__)
 
@@ -53,40 +57,6 @@ def product_metadata(product: Product) -> dict[str, Any]:
     return meta
 
 
-def chroma_where(filters: SearchFilters) -> dict[str, Any] | None:
-    """The part of the filters Chroma can evaluate; None when there is nothing to push down."""
-    clauses: list[dict[str, Any]] = []
-    if filters.min_price is not None or filters.max_price is not None:
-        clauses.append({"has_price": True})
-        if filters.min_price is not None:
-            clauses.append({"price": {"$gte": float(filters.min_price)}})
-        if filters.max_price is not None:
-            clauses.append({"price": {"$lte": float(filters.max_price)}})
-    if filters.currency:
-        clauses.append({"currency": filters.currency.upper()})
-    if filters.in_stock:
-        clauses.append({"stock": {"$ne": 0}})
-    keys = [f"brand{i}" for i in range(MAX_BRAND_NAMES)]
-    if filters.brands:
-        wanted = sorted({b.strip().casefold() for b in filters.brands if b.strip()})
-        if wanted:
-            clauses.append({"$or": [{k: {"$in": wanted}} for k in keys]})
-    if filters.exclude_brands:
-        unwanted = sorted({b.strip().casefold() for b in filters.exclude_brands if b.strip()})
-        for k in keys:
-            clauses.append({k: {"$nin": unwanted}})
-    if filters.category:
-        cat = filters.category.casefold()
-        depth = min(cat.count(" > ") + 1, MAX_LEVELS)
-        options: list[dict[str, Any]] = [{f"catp{depth - 1}": cat}]
-        if depth == 1:
-            options += [{f"catn{i}": cat} for i in range(1, MAX_LEVELS)]
-        clauses.append(options[0] if len(options) == 1 else {"$or": options})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
 def _client(settings: Settings) -> Any:
     try:
         import chromadb
@@ -107,16 +77,15 @@ def _client(settings: Settings) -> Any:
 
 
 class ChromaVectorIndex:
+    """The ANN index over the main product vectors (exact copies live in the catalog store)."""
+
     def __init__(self, settings: Settings, embedder_name: str, dim: int) -> None:
         self.settings = settings
         self.embedder_name = embedder_name
         self.dim = dim
         self.remote = bool(settings.chroma_host)
         self._lock = threading.RLock()
-        self._stale: set[str] = set()  # ids changed by other processes since the graph was opened
-        self._stale_vectors: dict[str, np.ndarray] = {}
-        # ids -> vectors for products changed by other processes (set by the Catalog)
-        self.vector_source: Callable[[list[str]], dict[str, np.ndarray]] | None = None
+        self.stale: set[str] = set()  # ids changed by other processes since the graph was opened
         self._open()
 
     def _open(self) -> None:
@@ -147,15 +116,12 @@ class ChromaVectorIndex:
         with self._lock:
             SharedSystemClient.clear_system_cache()
             self._open()
-            self._stale.clear()
-            self._stale_vectors.clear()
+            self.stale.clear()
 
     def drop(self) -> None:
         with self._lock:
-            try:
+            with contextlib.suppress(Exception):
                 self._client.delete_collection(self.settings.collection)
-            except Exception:  # noqa: BLE001 - absent is fine
-                pass
             self._open()
 
     # -- writes -------------------------------------------------------------------------------
@@ -172,9 +138,7 @@ class ChromaVectorIndex:
                 )
             except Exception as exc:
                 raise BackendError(f"Chroma rejected an upsert of {len(products)} products: {exc}") from exc
-            for p in products:
-                self._stale.discard(p.id)
-                self._stale_vectors.pop(p.id, None)
+            self.stale.difference_update(p.id for p in products)
 
     def delete(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -188,35 +152,18 @@ class ChromaVectorIndex:
     def count(self) -> int:
         return int(self._collection.count())
 
-    # -- freshness across processes --------------------------------------------------------------
-    def mark_changed_elsewhere(self, ids: Iterable[str], reopen_above: int = 500) -> None:
+    def mark_changed_elsewhere(self, ids: Iterable[str], reopen_above: int = 2000) -> None:
+        """Ids another process changed: the searcher scores them exactly until the next reopen."""
         if self.remote:
             return
         with self._lock:
-            for pid in ids:
-                self._stale.add(pid)
-                self._stale_vectors.pop(pid, None)
-            if len(self._stale) > reopen_above:
+            self.stale.update(ids)
+            if len(self.stale) > reopen_above:
                 self.reopen()
 
-    def _vectors_for(self, ids: list[str]) -> dict[str, np.ndarray]:
-        """Vectors of ids changed elsewhere. The stale graph cannot serve them (Chroma answers
-        'Error finding id'), so they come from ``vector_source``: the catalog re-embeds the
-        current record with the same embedder, which gives the vector Chroma stored."""
-        missing = [i for i in ids if i not in self._stale_vectors]
-        if missing and self.vector_source is not None:
-            self._stale_vectors.update(self.vector_source(missing))
-        return {i: self._stale_vectors[i] for i in ids if i in self._stale_vectors}
-
     # -- reads ----------------------------------------------------------------------------------
-    def query(
-        self,
-        vector: np.ndarray,
-        n: int,
-        where: dict[str, Any] | None = None,
-        allowed: Any = None,
-    ) -> list[tuple[str, float]]:
-        """Top ``n`` (id, cosine similarity) for ``vector``; ``allowed(id)`` vets the stale set."""
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """Approximate top ``n`` (id, cosine similarity), stale ids left out (the caller scores them)."""
         with self._lock:
             total = self.count()
             if total == 0 or n <= 0:
@@ -225,24 +172,12 @@ class ChromaVectorIndex:
                 result = self._collection.query(
                     query_embeddings=np.asarray(vector, dtype=np.float32)[None, :],
                     n_results=min(n, total),
-                    where=where,
                     include=["distances"],
                 )
             except Exception as exc:
                 raise BackendError(f"Chroma query failed: {exc}") from exc
-            hits = [
+            return [
                 (pid, 1.0 - float(dist))
                 for pid, dist in zip(result["ids"][0], result["distances"][0], strict=True)
-                if pid not in self._stale
+                if pid not in self.stale
             ]
-            if self._stale:
-                candidates = [pid for pid in self._stale if allowed is None or allowed(pid)]
-                if candidates:
-                    vectors = self._vectors_for(candidates)
-                    if vectors:
-                        ids = list(vectors)
-                        sims = np.stack([vectors[i] for i in ids]) @ np.asarray(vector, dtype=np.float32)
-                        hits.extend(zip(ids, (float(s) for s in sims), strict=True))
-                        hits.sort(key=lambda h: -h[1])
-                        hits = hits[:n]
-            return hits

@@ -31,8 +31,11 @@ def chroma_server(tmp_path_factory):
         pytest.skip("the chroma CLI is not installed")
     port = _free_port()
     data = tmp_path_factory.mktemp("chroma-server")
-    proc = subprocess.Popen([exe, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -48,7 +51,9 @@ def chroma_server(tmp_path_factory):
     proc.wait(timeout=20)
 
 
-def test_ingest_search_filter_and_live_update_through_a_chroma_server(chroma_server, tmp_path, sample_file, use_embedder):
+def test_ingest_search_filter_and_live_update_through_a_chroma_server(
+    chroma_server, tmp_path, sample_file, use_embedder
+):
     settings = Settings(home=tmp_path / "home", chroma_host="127.0.0.1", chroma_port=chroma_server)
     catalog = Catalog(settings, embedder=use_embedder)
     report = ingest_file(catalog, sample_file)
@@ -60,7 +65,9 @@ def test_ingest_search_filter_and_live_update_through_a_chroma_server(chroma_ser
     catalog.upsert([Product(id="k1", title="Chef knife, Damascus steel", price=59, currency="USD")])
     # a second process-like client (fresh Catalog) sees it at once through the server
     other = Catalog(settings, embedder=use_embedder)
-    assert [c.product.id for c in HybridRetriever(other, HybridConfig(use_lexical=False)).search("kitchen knife", top_k=1)] == ["k1"]
+    assert [
+        c.product.id for c in HybridRetriever(other, HybridConfig(use_lexical=False)).search("kitchen knife", top_k=1)
+    ] == ["k1"]
 
 
 def test_an_unreachable_server_is_a_clear_error(tmp_path, use_embedder):

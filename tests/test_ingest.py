@@ -46,7 +46,8 @@ def test_jsonl_bad_rows_are_rejected_with_line_and_reason(tmp_path, catalog):
     assert by_line[5].startswith("stock:")
     assert "expected a JSON object" in by_line[8]
     # the rejects file holds the same rows, with their raw text
-    rows = [json.loads(line) for line in open(report.rejects_file, encoding="utf-8")]
+    with open(report.rejects_file, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
     assert [r["line"] for r in rows] == [2, 3, 4, 5, 8]
     assert catalog.get("g1").price == 59 and catalog.get("g2").currency == "USD"
 
@@ -59,7 +60,10 @@ def test_reingest_changes_nothing_and_updates_are_counted(tmp_path, catalog, sam
     assert (again.added, again.updated, again.unchanged) == (0, 0, 10)
     assert catalog.store.seq() == seq  # nothing written at all
     changed = tmp_path / "changed.jsonl"
-    changed.write_text(json.dumps({"id": "j1", "title": "高腰修身牛仔裤女 黑色", "price": 199}, ensure_ascii=False) + "\n", encoding="utf-8")
+    changed.write_text(
+        json.dumps({"id": "j1", "title": "高腰修身牛仔裤女 黑色", "price": 199}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     third = ingest_file(catalog, changed)
     assert third.updated == 1 and catalog.get("j1").price == 199
 
@@ -81,7 +85,10 @@ def test_csv_and_json_array(tmp_path, catalog):
     assert c1.attributes == {"颜色": ["红色", "灰色"]} and c1.tags == ["冬季", "保暖"]
 
     json_path = tmp_path / "items.json"
-    json_path.write_text('{"products": [\n  {"id": 1, "title": "Phone case", "price": 5},\n  {"id": 2, "price": 5},\n  "oops"\n]}', encoding="utf-8")
+    json_path.write_text(
+        '{"products": [\n  {"id": 1, "title": "Phone case", "price": 5},\n  {"id": 2, "price": 5},\n  "oops"\n]}',
+        encoding="utf-8",
+    )
     report = ingest_file(catalog, json_path)
     assert report.added == 1 and report.rejected == 2
     assert {r.line for r in report.rejects} == {3, 4}
@@ -101,11 +108,16 @@ def test_kill_9_mid_ingest_loses_no_committed_row(tmp_path, settings):
     path = tmp_path / "many.jsonl"
     with path.open("w", encoding="utf-8") as handle:
         for i in range(1200):
-            handle.write(json.dumps({"id": f"p{i}", "title": f"测试商品 {i} 号 保温杯", "price": i % 97 + 1}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps({"id": f"p{i}", "title": f"测试商品 {i} 号 保温杯", "price": i % 97 + 1}, ensure_ascii=False)
+                + "\n"
+            )
     env = {**os.environ, "SHOPASSIST_HOME": str(settings.home)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "shopassist.cli", "catalog", "ingest", str(path), "--batch-size", "50", "--json"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     store = None
     committed = 0

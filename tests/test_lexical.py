@@ -40,9 +40,9 @@ def test_incremental_updates_equal_a_rebuild():
     inc = BM25Index()
     for i, text in DOCS.items():
         inc.upsert(i, text.split())
-    inc.upsert("a", "red wool coat".split())  # replace
+    inc.upsert("a", ["red", "wool", "coat"])  # replace
     inc.remove("c")
-    inc.upsert("f", "grey running shoes".split())  # reuses c's slot
+    inc.upsert("f", ["grey", "running", "shoes"])  # reuses c's slot
     fresh = BM25Index()
     for i, text in {**DOCS, "a": "red wool coat", "f": "grey running shoes"}.items():
         if i != "c":

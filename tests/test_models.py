@@ -8,8 +8,15 @@ pytestmark = pytest.mark.unit
 
 def test_product_keeps_unknown_fields_and_normalises():
     p = Product.model_validate(
-        {"id": 7, "title": " 牛仔裤 ", "price": "12.5", "category": "服饰>女装 >牛仔裤", "currency": "rmb",
-         "attributes": {"尺码": ["S", 27], "加绒": True}, "source": {"dataset": "x"}}
+        {
+            "id": 7,
+            "title": " 牛仔裤 ",
+            "price": "12.5",
+            "category": "服饰>女装 >牛仔裤",
+            "currency": "rmb",
+            "attributes": {"尺码": ["S", 27], "加绒": True},
+            "source": {"dataset": "x"},
+        }
     )
     assert p.id == "7"
     assert p.title == "牛仔裤"
