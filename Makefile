@@ -23,6 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy shopassist retrieval evals
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_retrieval.py

@@ -14,6 +14,7 @@ Results go to benchmarks/results/retrieval-<date>.json and a table on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,19 +45,21 @@ def pct(values: list[float], q: float) -> float:
 
 def machine() -> dict[str, str | int]:
     cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     mem = 0
-    try:
-        mem = int(open("/proc/meminfo").readline().split()[1]) // 1024 // 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count() or 0, "memory_gib": mem, "python": platform.python_version(), "platform": platform.platform()}
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo", encoding="utf-8") as handle:
+        mem = int(handle.readline().split()[1]) // 1024 // 1024
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "memory_gib": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def query_log() -> list[str]:
@@ -82,13 +85,21 @@ def extra_titles(seen: set[str]) -> list[dict]:
             row = json.loads(line)
             if row["product_title"] not in seen:
                 seen.add(row["product_title"])
-                out.append({"id": f"cf-{row['id']}", "title": row["product_title"], "currency": "USD", "language": "en",
-                            "source": "crowdflower"})
+                out.append(
+                    {
+                        "id": f"cf-{row['id']}",
+                        "title": row["product_title"],
+                        "currency": "USD",
+                        "language": "en",
+                        "source": "crowdflower",
+                    }
+                )
     return out
 
 
 def build_rows(size: int, queries_for_titles: list[str], rng: random.Random) -> list[dict]:
-    demo = [json.loads(line) for line in open(demo_catalog_path(), encoding="utf-8")]
+    with open(demo_catalog_path(), encoding="utf-8") as handle:
+        demo = [json.loads(line) for line in handle]
     rows = demo[:size]
     seen = {r["title"] for r in rows}
     if len(rows) < size:
@@ -153,7 +164,12 @@ def freshness_same_process(catalog: Catalog, retriever: HybridRetriever, n: int 
             if any(c.product.id == p.id for c in hits):
                 break
         lat.append((time.perf_counter() - t) * 1000)
-    return {"upserts": n, "p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat), 2)}
+    return {
+        "upserts": n,
+        "p50_ms": round(pct(lat, 50), 2),
+        "p99_ms": round(pct(lat, 99), 2),
+        "max_ms": round(max(lat), 2),
+    }
 
 
 def freshness_other_process(settings: Settings, retriever: HybridRetriever, n: int = 10) -> dict:
@@ -172,7 +188,9 @@ def freshness_other_process(settings: Settings, retriever: HybridRetriever, n: i
         """
     )
     env = {**os.environ, "SHOPASSIST_HOME": str(settings.home), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdin and proc.stdout
     lat = []
     for i in range(n):
@@ -186,7 +204,12 @@ def freshness_other_process(settings: Settings, retriever: HybridRetriever, n: i
         lat.append((time.time() - returned) * 1000)
     proc.stdin.close()
     proc.wait(timeout=60)
-    return {"upserts": n, "p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat), 2)}
+    return {
+        "upserts": n,
+        "p50_ms": round(pct(lat, 50), 2),
+        "p99_ms": round(pct(lat, 99), 2),
+        "max_ms": round(max(lat), 2),
+    }
 
 
 def main() -> None:
@@ -218,9 +241,12 @@ def main() -> None:
             t = time.perf_counter()
             report = ingest_file(catalog, src, progress=True)
             seconds = time.perf_counter() - t
-            entry["ingest"] = {"products": report.added + report.updated, "seconds": round(seconds, 1),
-                               "products_per_s": round((report.added + report.updated) / seconds, 1),
-                               "rejected": report.rejected}
+            entry["ingest"] = {
+                "products": report.added + report.updated,
+                "seconds": round(seconds, 1),
+                "products_per_s": round((report.added + report.updated) / seconds, 1),
+                "rejected": report.rejected,
+            }
         retriever = HybridRetriever(catalog)
         categories = sorted({p.category_levels[0] for p in catalog.products() if p.category_levels})
         filters = [make_filters(rng, categories) for _ in bench_queries]
@@ -236,13 +262,17 @@ def main() -> None:
     out = args.out / f"retrieval-{results['date']}.json"
     out.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"\nwrote {out}")
-    print("\n| products | ingest /s | search p50 | search p99 | filtered p99 | upsert->found (same / other process) p99 |")
+    print(
+        "\n| products | ingest /s | search p50 | search p99 | filtered p99 | upsert->found (same / other process) p99 |"
+    )
     print("|---|---|---|---|---|---|")
-    for size, e in results["sizes"].items():
+    for e in results["sizes"].values():
         ing = e.get("ingest", {}).get("products_per_s", "cached")
         s = e["search"]
-        print(f"| {e['products']} | {ing} | {s['p50_ms']} ms | {s['p99_ms']} ms | {s['filtered_p99_ms']} ms | "
-              f"{e['fresh_same_process']['p99_ms']} / {e['fresh_other_process']['p99_ms']} ms |")
+        print(
+            f"| {e['products']} | {ing} | {s['p50_ms']} ms | {s['p99_ms']} ms | {s['filtered_p99_ms']} ms | "
+            f"{e['fresh_same_process']['p99_ms']} / {e['fresh_other_process']['p99_ms']} ms |"
+        )
 
 
 if __name__ == "__main__":

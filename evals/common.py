@@ -55,7 +55,9 @@ def file_digest(*paths: Path) -> str:
 
 def eval_home(settings: Settings, name: str, digest: str) -> Settings:
     """A cached home per eval dataset and embedder, under the user's home (never the package)."""
-    slug = settings.embedder if settings.embedder != "transformers" else f"tf-{Path(settings.embedder_path or 'x').name}"
+    slug = (
+        settings.embedder if settings.embedder != "transformers" else f"tf-{Path(settings.embedder_path or 'x').name}"
+    )
     if settings.chroma_host:
         slug += f"-chroma-{settings.chroma_host}"
     from dataclasses import replace

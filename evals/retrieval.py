@@ -155,4 +155,6 @@ def run_multicpr(
 def _config_dict(config: Any) -> dict[str, Any]:
     from dataclasses import asdict, is_dataclass
 
-    return asdict(config) if is_dataclass(config) else dict(vars(config))
+    if is_dataclass(config) and not isinstance(config, type):
+        return asdict(config)
+    return dict(vars(config))

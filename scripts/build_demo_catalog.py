@@ -1673,7 +1673,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--data", help="shared data dir (default: $SHOPASSIST_SHARED_DATA or ../shared/data from the repo root)"
     )
-    ap.add_argument("--out", default=str(DEFAULT_OUT), help="output JSONL (default: shopassist/resources/demo_catalog.jsonl)")
+    ap.add_argument(
+        "--out", default=str(DEFAULT_OUT), help="output JSONL (default: shopassist/resources/demo_catalog.jsonl)"
+    )
     ap.add_argument("--doc", default=None, help="provenance notes (default: DEMO_CATALOG.md next to --out)")
     ap.add_argument("--seed", type=int, default=13, help="seed for generated price/stock (default: 13)")
     ap.add_argument("--verify-only", action="store_true", help="only check an existing --out file")

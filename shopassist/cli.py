@@ -27,14 +27,32 @@ def _dump(obj: Any) -> None:
 def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--home and backend options on every command; they build ``settings``."""
 
-    @click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="Data folder for the catalog and indexes [env SHOPASSIST_HOME; default ~/.shopassist].")
-    @click.option("--chroma-host", default=None, help="Use a Chroma server at this host instead of embedded Chroma [env SHOPASSIST_CHROMA_HOST].")
-    @click.option("--chroma-port", type=int, default=None, help="Chroma server port [env SHOPASSIST_CHROMA_PORT; default 8000].")
-    @click.option("--embedder", type=click.Choice(EMBEDDER_BACKENDS), default=None,
-                  help="Embedding backend [env SHOPASSIST_EMBEDDER; default use].")
+    @click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Data folder for the catalog and indexes [env SHOPASSIST_HOME; default ~/.shopassist].",
+    )
+    @click.option(
+        "--chroma-host",
+        default=None,
+        help="Use a Chroma server at this host instead of embedded Chroma [env SHOPASSIST_CHROMA_HOST].",
+    )
+    @click.option(
+        "--chroma-port", type=int, default=None, help="Chroma server port [env SHOPASSIST_CHROMA_PORT; default 8000]."
+    )
+    @click.option(
+        "--embedder",
+        type=click.Choice(EMBEDDER_BACKENDS),
+        default=None,
+        help="Embedding backend [env SHOPASSIST_EMBEDDER; default use].",
+    )
     @click.option("--embedder-path", default=None, help="Local model folder for --embedder transformers.")
-    @click.option("--embedder-url", default=None, help="OpenAI-compatible base URL for --embedder openai, e.g. http://127.0.0.1:8000/v1.")
+    @click.option(
+        "--embedder-url",
+        default=None,
+        help="OpenAI-compatible base URL for --embedder openai, e.g. http://127.0.0.1:8000/v1.",
+    )
     @click.option("--embedder-model", default=None, help="Model name for --embedder openai.")
     @functools.wraps(fn)
     def wrapper(home, chroma_host, chroma_port, embedder, embedder_path, embedder_url, embedder_model, **kwargs):  # type: ignore[no-untyped-def]
@@ -73,17 +91,34 @@ def catalog() -> None:
 
 @catalog.command("ingest")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "json", "csv"]), default=None, help="Override the format guessed from the file name.")
-@click.option("--batch-size", type=click.IntRange(1, 10000), default=256, show_default=True, help="Rows per committed batch.")
-@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write rejected rows [default: HOME/rejects/].")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "json", "csv"]),
+    default=None,
+    help="Override the format guessed from the file name.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 10000), default=256, show_default=True, help="Rows per committed batch."
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write rejected rows [default: HOME/rejects/].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @common_options
-def catalog_ingest(settings: Settings, file: Path, fmt: str | None, batch_size: int, rejects: Path | None, as_json: bool) -> None:
+def catalog_ingest(
+    settings: Settings, file: Path, fmt: str | None, batch_size: int, rejects: Path | None, as_json: bool
+) -> None:
     """Upsert products from a JSONL, JSON or CSV FILE; bad rows go to a rejects file."""
     from retrieval import Catalog, ingest_file
 
     cat = Catalog(settings)
-    report = ingest_file(cat, file, fmt=fmt, batch_size=batch_size, progress=sys.stderr.isatty() or not as_json, rejects_path=rejects)
+    report = ingest_file(
+        cat, file, fmt=fmt, batch_size=batch_size, progress=sys.stderr.isatty() or not as_json, rejects_path=rejects
+    )
     summary = report.summary()
     if as_json:
         _dump(summary)
@@ -194,10 +229,24 @@ def _filters(min_price, max_price, brand, exclude_brand, category, in_stock, exc
 @click.option("--exclude-brand", multiple=True, help="Not these brands (repeatable).")
 @click.option("--category", default=None, help="Category path prefix ('服饰 > 女装') or a category name.")
 @click.option("--in-stock", is_flag=True, help="Only products in stock.")
-@click.option("--exclude", multiple=True, help="Drop products whose title/brand/attributes contain this text (repeatable).")
+@click.option(
+    "--exclude", multiple=True, help="Drop products whose title/brand/attributes contain this text (repeatable)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
 @common_options
-def search(settings: Settings, query: str, top_k: int, min_price, max_price, brand, exclude_brand, category, in_stock, exclude, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def search(
+    settings: Settings,
+    query: str,
+    top_k: int,
+    min_price,
+    max_price,
+    brand,
+    exclude_brand,
+    category,
+    in_stock,
+    exclude,
+    as_json: bool,
+) -> None:  # type: ignore[no-untyped-def]
     """Hybrid search of the catalog."""
     from retrieval import Catalog, HybridRetriever
 
@@ -215,13 +264,20 @@ def search(settings: Settings, query: str, top_k: int, min_price, max_price, bra
         p = c.product
         price = f"{p.price:.2f} {p.currency}" if p.price is not None else "price n/a"
         stock = "" if p.stock is None else (" [sold out]" if p.stock == 0 else f" [stock {p.stock}]")
-        click.echo(f"{i:>2}. {p.title}  —  {price}{stock}  ({p.brand or 'no brand'}; {p.category or 'uncategorised'}) id={p.id}")
+        click.echo(
+            f"{i:>2}. {p.title}  —  {price}{stock}  ({p.brand or 'no brand'}; {p.category or 'uncategorised'}) id={p.id}"
+        )
 
 
 # -- demo ----------------------------------------------------------------------------------------
 @main.command()
-@click.option("--catalog", "catalog_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Catalog to load [default: the bundled bilingual demo catalog].")
+@click.option(
+    "--catalog",
+    "catalog_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Catalog to load [default: the bundled bilingual demo catalog].",
+)
 @click.option("--top-k", type=click.IntRange(1, 50), default=8, show_default=True)
 @common_options
 def demo(settings: Settings, catalog_file: Path | None, top_k: int) -> None:
@@ -233,7 +289,10 @@ def demo(settings: Settings, catalog_file: Path | None, top_k: int) -> None:
     source = catalog_file or demo_catalog_path()
     click.echo(f"loading {source} into {settings.home} (only new or changed rows are embedded) ...", err=True)
     report = ingest_file(cat, source, progress=True)
-    click.echo(f"catalog ready: {len(cat)} products ({report.added} added, {report.updated} updated, {report.rejected} rejected)", err=True)
+    click.echo(
+        f"catalog ready: {len(cat)} products ({report.added} added, {report.updated} updated, {report.rejected} rejected)",
+        err=True,
+    )
     retriever = HybridRetriever(cat)
     click.echo("Type a query (Chinese or English); empty line or Ctrl-D to quit.", err=True)
     while True:
@@ -258,8 +317,13 @@ def eval_group() -> None:
 
 @eval_group.command("retrieval")
 @click.option("--dataset", type=click.Choice(["multicpr-pool"]), default="multicpr-pool", show_default=True)
-@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="Folder with corpus.jsonl, queries.tsv, qrels.tsv.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder with corpus.jsonl, queries.tsv, qrels.tsv.",
+)
 @click.option("--limit", type=int, default=None, help="Only the first N queries.")
 @click.option("--json", "as_json", is_flag=True)
 @common_options
@@ -268,6 +332,7 @@ def eval_retrieval(settings: Settings, dataset: str, data_dir: Path, limit: int 
     from evals.retrieval import run_multicpr
 
     result = run_multicpr(data_dir, settings=settings, limit=limit, progress=True)
+    result.pop("runs", None)
     if as_json:
         _dump(result)
     else:
@@ -277,8 +342,13 @@ def eval_retrieval(settings: Settings, dataset: str, data_dir: Path, limit: int 
 
 @eval_group.command("relevance")
 @click.option("--dataset", type=click.Choice(["crowdflower"]), default="crowdflower", show_default=True)
-@click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="judgements.jsonl")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="judgements.jsonl",
+)
 @click.option("--json", "as_json", is_flag=True)
 @common_options
 def eval_relevance(settings: Settings, dataset: str, data_file: Path, as_json: bool) -> None:

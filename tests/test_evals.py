@@ -1,0 +1,86 @@
+"""Eval suites: metric code against golden hand-computed values, and each suite end to end on a
+tiny dataset in the shared formats."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evals.common import evaluate, per_query
+from evals.relevance import gain, run_crowdflower
+from evals.retrieval import run_multicpr
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "metrics.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.unit
+def test_metrics_match_hand_computed_golden_values():
+    qrels, run = GOLDEN["qrels"], GOLDEN["run"]
+    for name, expected in GOLDEN["expected"].items():
+        sub = {q: qrels[q] for q in expected}
+        got = per_query(sub, run, name)
+        assert got == pytest.approx(expected, abs=1e-5), name
+        assert evaluate(sub, run, [name])[name] == pytest.approx(sum(expected.values()) / len(expected), abs=1e-5)
+
+
+@pytest.mark.unit
+def test_a_query_missing_from_the_run_counts_as_zero():
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    assert evaluate(qrels, {"q1": {"d1": 1.0}}, ["MRR@10"])["MRR@10"] == pytest.approx(0.5)
+
+
+@pytest.mark.unit
+def test_crowdflower_gain_is_two_to_the_rel_minus_one_minus_one():
+    assert [gain(r) for r in (1, 2, 3, 4)] == [0, 1, 3, 7]
+
+
+@pytest.mark.integration
+def test_multicpr_suite_end_to_end(tmp_path, settings):
+    data = tmp_path / "pool"
+    data.mkdir()
+    titles = [
+        "304不锈钢保温杯 大容量",
+        "adidas纸袋子 礼品袋",
+        "c63方向盘 真皮",
+        "华为手机壳 防摔",
+        "儿童书包 护脊",
+        "女士羊毛大衣",
+    ]
+    (data / "corpus.jsonl").write_text(
+        "".join(json.dumps({"id": f"d{i}", "title": t}, ensure_ascii=False) + "\n" for i, t in enumerate(titles)),
+        encoding="utf-8",
+    )
+    (data / "queries.tsv").write_text("1\t保温杯\n2\t阿迪达斯 纸袋\n3\t手机壳华为\n", encoding="utf-8")
+    (data / "qrels.tsv").write_text("1\t0\td0\t1\n2\t0\td1\t1\n3\t0\td3\t1\n", encoding="utf-8")
+    result = run_multicpr(data, settings=settings)
+    assert result["queries"] == 3 and result["corpus"] == 6
+    assert set(result["systems"]) == {"shopassist", "bm25"}
+    assert result["systems"]["shopassist"]["MRR@10"] == pytest.approx(1.0)
+    assert 0 <= result["systems"]["bm25"]["MRR@10"] <= 1
+    # the indexed eval corpus is cached under the home and reused
+    again = run_multicpr(data, settings=settings)
+    assert again["systems"] == result["systems"]
+
+
+@pytest.mark.integration
+def test_crowdflower_suite_end_to_end(tmp_path, settings):
+    rows = [
+        ("red dress", "Red Cocktail Dress", "A <b>red</b> dress for parties", 4),
+        ("red dress", "Blue Denim Jacket", "Jacket", 1),
+        ("red dress", "Red Summer Dress, cotton", "", 3),
+        ("hiking boots", "Waterproof Hiking Boots", "Leather boots for trails", 4),
+        ("hiking boots", "Silk Scarf", "Soft scarf", 1),
+    ]
+    path = tmp_path / "judgements.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": i, "query": q, "product_title": t, "product_description": d, "median_relevance": r})
+            + "\n"
+            for i, (q, t, d, r) in enumerate(rows)
+        ),
+        encoding="utf-8",
+    )
+    result = run_crowdflower(path, settings=settings)
+    assert result["queries"] == 2 and result["judged_pairs"] == 5
+    assert set(result["systems"]) == {"shopassist", "bm25", "random"}
+    assert result["systems"]["shopassist"]["nDCG@10"] > 0.95
