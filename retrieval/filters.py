@@ -81,7 +81,7 @@ def matches_scalar(product: Product, filters: SearchFilters) -> bool:
 
 
 def matches_rest(product: Product, filters: SearchFilters) -> bool:
-    """The filters checked per candidate: attributes, excluded terms, excluded ids."""
+    """The filters checked per candidate: attributes, required/excluded terms, excluded ids."""
     f = filters
     if f.exclude_ids and product.id in f.exclude_ids:
         return False
@@ -95,7 +95,17 @@ def matches_rest(product: Product, filters: SearchFilters) -> bool:
         text = text_fields(product)
         if any(t.strip() and t.strip().casefold() in text for t in f.exclude_terms):
             return False
+    if f.require_terms:
+        text = text_fields(product) + " " + product.category.casefold()
+        if not all(t.strip().casefold() in text for t in f.require_terms if t.strip()):
+            return False
     return True
+
+
+def needs_item_check(filters: SearchFilters) -> bool:
+    """Whether ``matches_rest`` can reject anything (else the scalar mask is the whole filter)."""
+    f = filters
+    return bool(f.attributes or f.exclude_attributes or f.exclude_terms or f.require_terms or f.exclude_ids)
 
 
 def matches(product: Product, filters: SearchFilters) -> bool:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from retrieval.catalog import Catalog
+from retrieval.filters import needs_item_check
 from shopassist.models import Candidate, Product, SearchFilters, detect_language
 
 FEATURES = ("bm25", "dense", "doc", "coverage", "pairs")
@@ -122,9 +123,7 @@ class HybridRetriever:
             slots, scores = slots[keep], scores[keep]
         order = np.argsort(-scores, kind="stable")
         out: list[tuple[str, float]] = []
-        check_rest = bool(
-            filters.attributes or filters.exclude_attributes or filters.exclude_terms or filters.exclude_ids
-        )
+        check_rest = needs_item_check(filters)
         products = catalog._mirror.products
         for i in order:
             pid = bm25.slot_ids[int(slots[i])]

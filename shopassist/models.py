@@ -243,7 +243,9 @@ class SearchFilters(BaseModel):
     brand when it equals the whole brand or one of its '/'-separated names ('自然堂' matches
     'CHANDO/自然堂'). An attribute filter value matches when it is contained in one of the
     product's values for that attribute name. ``exclude_terms`` drops products whose title,
-    brand or attribute values contain any of the terms ("不要破洞", "not brown").
+    brand or attribute values contain any of the terms ("不要破洞", "not brown");
+    ``require_terms`` keeps products whose title, brand, category or attribute values contain
+    every term ("高腰", "waterproof").
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -257,6 +259,7 @@ class SearchFilters(BaseModel):
     in_stock: bool = False
     attributes: dict[str, list[str]] = Field(default_factory=dict)
     exclude_attributes: dict[str, list[str]] = Field(default_factory=dict)
+    require_terms: list[str] = Field(default_factory=list)
     exclude_terms: list[str] = Field(default_factory=list)
     exclude_ids: list[str] = Field(default_factory=list)
 

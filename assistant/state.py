@@ -1,0 +1,229 @@
+"""Conversation state: the constraints that persist across turns, and how a new message edits
+them. Persisted as one JSON file per session under ``HOME/sessions`` (atomic writes), so
+``shopassist ask --session ID`` continues where the last call stopped.
+
+How a parsed message edits the constraints (``apply``):
+
+* ``new``: start over from the message's constraints.
+* ``refine``: keep everything, add the message's required/excluded values, and let any price
+  bound, brand list or category it names override the old one. A value both required and
+  excluded goes to whichever the newest message said.
+* ``replace``: like refine, but a required value first removes the required values of the same
+  facet group (换成男款: 男 replaces 女; "red instead": red replaces black), and named brands
+  replace the brand list.
+* ``price_change``: "cheaper" caps the price below the median price of what was shown last
+  (in its currency); "pricier" puts the floor above it.
+* ``compare`` / ``pick``: constraints stay; the referenced shown products are the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from assistant.intent import PriceChange, Relation, ShoppingIntent, Sort
+from shopassist.errors import UsageError
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+
+GroupOf = Callable[[str], str | None]
+
+
+class Constraints(BaseModel):
+    """The accumulated need of a session."""
+
+    query: str = ""
+    category: str | None = None
+    required: list[str] = Field(default_factory=list)
+    excluded: list[str] = Field(default_factory=list)
+    price_min: float | None = None
+    price_max: float | None = None
+    currency: str | None = None
+    brands: list[str] = Field(default_factory=list)
+    exclude_brands: list[str] = Field(default_factory=list)
+    sort: Sort = Sort.relevance
+    language: str = "zh"
+
+
+class ShownProduct(BaseModel):
+    id: str
+    title: str
+    price: float | None = None
+    currency: str | None = None
+
+
+class TurnRecord(BaseModel):
+    user: str
+    intent: dict = Field(default_factory=dict)
+    shown: list[str] = Field(default_factory=list)
+    reply: str = ""
+    at: float = Field(default_factory=time.time)
+
+
+class SessionState(BaseModel):
+    session_id: str
+    constraints: Constraints = Field(default_factory=Constraints)
+    shown: list[ShownProduct] = Field(default_factory=list)
+    disliked: list[str] = Field(default_factory=list)
+    turns: list[TurnRecord] = Field(default_factory=list)
+
+    def shown_ref(self, position: int) -> ShownProduct | None:
+        """1-based position in the last shown list."""
+        if 1 <= position <= len(self.shown):
+            return self.shown[position - 1]
+        return None
+
+
+def _norm(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        v = v.strip()
+        if v and v.casefold() not in {o.casefold() for o in out}:
+            out.append(v)
+    return out
+
+
+def _without(values: list[str], remove: list[str]) -> list[str]:
+    gone = {r.casefold() for r in remove}
+    return [v for v in values if v.casefold() not in gone]
+
+
+def reference_price(shown: list[ShownProduct], currency: str | None) -> float | None:
+    """The median price of what was shown (same currency as the constraint when it has one)."""
+    prices = [s.price for s in shown if s.price is not None and (currency is None or s.currency in (None, currency))]
+    return float(statistics.median(prices)) if prices else None
+
+
+def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None = None) -> Constraints:
+    """The constraints after this message (the state itself is not modified)."""
+    group_of = group_of or (lambda _v: None)
+    old = state.constraints
+    relation = intent.relation
+    if not state.turns and relation in (Relation.refine, Relation.replace):
+        relation = Relation.new  # nothing to refine yet
+    if relation in (Relation.compare, Relation.pick):
+        new = old.model_copy(deep=True)
+        new.language = intent.language
+        return new
+    if relation == Relation.new:
+        new = Constraints(
+            query=intent.query,
+            category=intent.category,
+            required=_norm(intent.required),
+            excluded=_norm(intent.excluded),
+            price_min=intent.price_min,
+            price_max=intent.price_max,
+            currency=intent.currency,
+            brands=_norm(intent.brands),
+            exclude_brands=_norm(intent.exclude_brands),
+            sort=intent.sort,
+            language=intent.language,
+        )
+    else:
+        new = old.model_copy(deep=True)
+        new.language = intent.language
+        if intent.category and intent.category != old.category:
+            new.category = intent.category
+            if intent.query:
+                new.query = intent.query
+        elif intent.query and relation == Relation.replace and not old.query:
+            new.query = intent.query
+        required = list(new.required)
+        if relation == Relation.replace:
+            for value in intent.required:
+                group = group_of(value)
+                if group:
+                    required = [r for r in required if group_of(r) != group]
+                else:
+                    # an ungrouped value replaces nothing but itself
+                    required = _without(required, [value])
+            if intent.brands:
+                new.brands = []
+        new.required = _norm(_without(required, intent.excluded) + intent.required)
+        new.excluded = _norm(_without(new.excluded, intent.required) + intent.excluded)
+        if intent.price_min is not None:
+            new.price_min = intent.price_min
+        if intent.price_max is not None:
+            new.price_max = intent.price_max
+        if intent.currency:
+            new.currency = intent.currency
+        if intent.brands:
+            new.brands = _norm(_without(new.brands, intent.exclude_brands) + intent.brands)
+            new.exclude_brands = _without(new.exclude_brands, intent.brands)
+        if intent.exclude_brands:
+            new.exclude_brands = _norm(new.exclude_brands + intent.exclude_brands)
+            new.brands = _without(new.brands, intent.exclude_brands)
+        if intent.sort != Sort.relevance:
+            new.sort = intent.sort
+    if intent.price_change is not None:
+        ref = reference_price(state.shown, new.currency)
+        if ref is not None:
+            if intent.price_change == PriceChange.cheaper:
+                cap = round(ref * 0.999, 2)
+                new.price_max = cap if new.price_max is None else min(new.price_max, cap)
+                if new.price_min is not None and new.price_min > new.price_max:
+                    new.price_min = None
+            else:
+                floor = round(ref * 1.001, 2)
+                new.price_min = floor if new.price_min is None else max(new.price_min, floor)
+                if new.price_max is not None and new.price_max < new.price_min:
+                    new.price_max = None
+        elif intent.price_change == PriceChange.cheaper:
+            new.sort = Sort.price_asc
+        else:
+            new.sort = Sort.price_desc
+    if new.price_min is not None and new.price_max is not None and new.price_min > new.price_max:
+        new.price_min, new.price_max = new.price_max, new.price_min
+    return new
+
+
+class SessionStore:
+    """One JSON file per session under ``folder``; writes are atomic (temp file + rename)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def _path(self, session_id: str) -> Path:
+        if not _SESSION_ID.match(session_id or ""):
+            raise UsageError(f"Session id {session_id!r} is not valid: use 1-128 letters, digits or . _ : @ -")
+        return self.folder / f"{session_id}.json"
+
+    def load(self, session_id: str) -> SessionState:
+        path = self._path(session_id)
+        if not path.exists():
+            return SessionState(session_id=session_id)
+        try:
+            return SessionState.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            # A damaged session file must not block the shopper: start the session afresh,
+            # keeping the damaged file aside for inspection.
+            path.replace(path.with_suffix(f".damaged-{int(time.time())}.json"))
+            return SessionState(session_id=session_id)
+
+    def save(self, state: SessionState) -> None:
+        path = self._path(state.session_id)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state.turns = state.turns[-50:]
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(state.model_dump_json())
+        os.replace(tmp, path)
+
+    def delete(self, session_id: str) -> bool:
+        path = self._path(session_id)
+        if path.exists():
+            path.unlink()
+            return True
+        return False
+
+
+def dumps(state: SessionState) -> str:
+    return json.dumps(state.model_dump(mode="json"), ensure_ascii=False, indent=2)

@@ -1,0 +1,262 @@
+"""The assistant's tools: typed arguments, OpenAI function schemas, and nothing else.
+
+Exactly five tools exist (``TOOLS``); the registry refuses any other name, whoever asks (the
+model, the HTTP API, a prompt injected into product text). Arguments are validated by pydantic
+before anything runs, and every failure comes back as a ``ToolResult`` with ``ok=False`` and a
+message the model (or an API client) can act on: a tool never raises into the agent loop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from retrieval import Catalog, HybridRetriever
+from shopassist.errors import ShopAssistError
+from shopassist.models import Candidate, Product, SearchFilters
+
+
+class SearchProductsArgs(BaseModel):
+    """Search the catalog. Every constraint is optional; filters are hard, the query ranks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(default="", description="product words, e.g. 'high-waist jeans' or '高腰牛仔裤'")
+    category: str | None = Field(default=None, description="category path prefix or level name")
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, description="CNY, USD, ...")
+    brands: list[str] = Field(default_factory=list, max_length=10)
+    exclude_brands: list[str] = Field(default_factory=list, max_length=10)
+    require_terms: list[str] = Field(default_factory=list, max_length=10, description="each must appear in the product")
+    exclude_terms: list[str] = Field(default_factory=list, max_length=10, description="none may appear in the product")
+    exclude_ids: list[str] = Field(default_factory=list, max_length=200)
+    in_stock: bool = False
+    sort: Literal["relevance", "price_asc", "price_desc", "rating", "sales"] = "relevance"
+    top_k: int = Field(default=10, ge=1, le=50)
+
+    def filters(self) -> SearchFilters:
+        return SearchFilters(
+            min_price=self.min_price,
+            max_price=self.max_price,
+            currency=self.currency,
+            brands=self.brands,
+            exclude_brands=self.exclude_brands,
+            category=self.category,
+            in_stock=self.in_stock,
+            require_terms=self.require_terms,
+            exclude_terms=self.exclude_terms,
+            exclude_ids=self.exclude_ids,
+        )
+
+
+class GetProductArgs(BaseModel):
+    """One product's full record."""
+
+    model_config = ConfigDict(extra="forbid")
+    product_id: str = Field(min_length=1)
+
+
+class CompareProductsArgs(BaseModel):
+    """Two to five products side by side: price, brand, stock, rating and shared attributes."""
+
+    model_config = ConfigDict(extra="forbid")
+    product_ids: list[str] = Field(min_length=2, max_length=5)
+
+
+class SimilarProductsArgs(BaseModel):
+    """Products like a given one (same category first), optionally cheaper."""
+
+    model_config = ConfigDict(extra="forbid")
+    product_id: str = Field(min_length=1)
+    max_price: float | None = Field(default=None, ge=0)
+    top_k: int = Field(default=5, ge=1, le=20)
+
+
+class RecordFeedbackArgs(BaseModel):
+    """What the shopper did with a product: it changes the next answer of that session."""
+
+    model_config = ConfigDict(extra="forbid")
+    session_id: str = Field(min_length=1, max_length=128)
+    product_id: str = Field(min_length=1)
+    event: Literal["view", "click", "add_to_cart", "purchase", "dislike"]
+
+
+class ToolResult(BaseModel):
+    ok: bool
+    tool: str
+    data: Any = None
+    error: str | None = None
+
+    def as_message(self) -> str:
+        """Compact JSON for the model's context (a tool message)."""
+        payload = {"ok": self.ok, "data": self.data} if self.ok else {"ok": False, "error": self.error}
+        return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+def product_card(p: Product, rank: int | None = None, reasons: list[str] | None = None) -> dict[str, Any]:
+    """The facts about a product that tools return and copy may mention: nothing else."""
+    card: dict[str, Any] = {
+        "id": p.id,
+        "title": p.title,
+        "brand": p.brand,
+        "category": p.category,
+        "price": p.price,
+        "currency": p.currency,
+        "stock": p.stock,
+        "rating": p.rating,
+        "attributes": p.attributes,
+    }
+    if rank is not None:
+        card["rank"] = rank
+    if reasons:
+        card["reasons"] = reasons
+    if p.image_url:
+        card["image_url"] = p.image_url
+    generated = (p.model_extra or {}).get("generated_fields")
+    if generated:
+        card["generated_fields"] = generated
+    return card
+
+
+FeedbackSink = Callable[[str, str, str], None]
+
+
+class ToolRegistry:
+    """Runs the five tools against one catalog. ``feedback`` receives (session, product, event)."""
+
+    def __init__(
+        self, catalog: Catalog, retriever: HybridRetriever | None = None, feedback: FeedbackSink | None = None
+    ):
+        self.catalog = catalog
+        self.retriever = retriever or HybridRetriever(catalog)
+        self.feedback = feedback
+        self._impl: dict[str, tuple[type[BaseModel], Callable[[Any], Any]]] = {
+            "search_products": (SearchProductsArgs, self._search),
+            "get_product": (GetProductArgs, self._get),
+            "compare_products": (CompareProductsArgs, self._compare),
+            "similar_products": (SimilarProductsArgs, self._similar),
+            "record_feedback": (RecordFeedbackArgs, self._feedback),
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._impl)
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """OpenAI function-tool schemas (``{"type": "function", "function": {...}}``)."""
+        out = []
+        for name, (model, _) in self._impl.items():
+            schema = model.model_json_schema()
+            schema.pop("title", None)
+            for prop in schema.get("properties", {}).values():
+                prop.pop("title", None)
+            out.append(
+                {
+                    "type": "function",
+                    "function": {"name": name, "description": (model.__doc__ or "").strip(), "parameters": schema},
+                }
+            )
+        return out
+
+    def call(self, name: str, arguments: dict[str, Any] | str | None) -> ToolResult:
+        if name not in self._impl:
+            return ToolResult(
+                ok=False, tool=name, error=f"unknown tool {name!r}; the tools are: {', '.join(self._impl)}"
+            )
+        model, fn = self._impl[name]
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError as exc:
+                return ToolResult(ok=False, tool=name, error=f"arguments are not valid JSON: {exc.msg}")
+        try:
+            args = model.model_validate(arguments or {})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
+            return ToolResult(ok=False, tool=name, error=f"invalid arguments: {problems}")
+        try:
+            return ToolResult(ok=True, tool=name, data=fn(args))
+        except (ShopAssistError, ValueError, KeyError) as exc:
+            return ToolResult(ok=False, tool=name, error=str(exc) or type(exc).__name__)
+
+    # -- implementations ------------------------------------------------------------------------
+    def search(self, args: SearchProductsArgs) -> list[Candidate]:
+        """Typed entry point the agent uses directly (same code as the tool)."""
+        results = self.retriever.search(
+            args.query, args.filters(), top_k=max(args.top_k, 30) if args.sort != "relevance" else args.top_k
+        )
+        if args.sort != "relevance":
+            results = sort_candidates(results, args.sort)
+        return results[: args.top_k]
+
+    def _search(self, args: SearchProductsArgs) -> list[dict[str, Any]]:
+        return [product_card(c.product, i, c.reasons) for i, c in enumerate(self.search(args), 1)]
+
+    def _get(self, args: GetProductArgs) -> dict[str, Any]:
+        p = self.catalog.get(args.product_id)
+        if p is None:
+            raise KeyError(f"no product with id {args.product_id!r}")
+        card = product_card(p)
+        card["description"] = p.description[:1000]
+        card["tags"] = p.tags
+        return card
+
+    def _compare(self, args: CompareProductsArgs) -> dict[str, Any]:
+        products = []
+        for pid in args.product_ids:
+            p = self.catalog.get(pid)
+            if p is None:
+                raise KeyError(f"no product with id {pid!r}")
+            products.append(p)
+        names = set.intersection(*(set(p.attributes) for p in products)) if products else set()
+        priced = [p for p in products if p.price is not None]
+        cheapest = min(priced, key=lambda p: p.price or 0).id if priced else None
+        return {
+            "products": [product_card(p) for p in products],
+            "shared_attributes": sorted(names),
+            "cheapest": cheapest,
+        }
+
+    def _similar(self, args: SimilarProductsArgs) -> list[dict[str, Any]]:
+        p = self.catalog.get(args.product_id)
+        if p is None:
+            raise KeyError(f"no product with id {args.product_id!r}")
+        # The product's own category first, then each broader level, then anywhere.
+        levels = p.category_levels
+        scopes: list[str | None] = [" > ".join(levels[:n]) for n in range(len(levels), 0, -1)] + [None]
+        results: list[Candidate] = []
+        for scope in scopes:
+            filters = SearchFilters(max_price=args.max_price, exclude_ids=[p.id], category=scope)
+            results = self.retriever.search(p.title, filters, top_k=args.top_k)
+            if results:
+                break
+        return [product_card(c.product, i) for i, c in enumerate(results, 1)]
+
+    def _feedback(self, args: RecordFeedbackArgs) -> dict[str, Any]:
+        if self.catalog.get(args.product_id) is None:
+            raise KeyError(f"no product with id {args.product_id!r}")
+        if self.feedback is None:
+            raise ValueError("feedback is not recorded in this context")
+        self.feedback(args.session_id, args.product_id, args.event)
+        return {"recorded": True, "session_id": args.session_id, "product_id": args.product_id, "event": args.event}
+
+
+def sort_candidates(results: list[Candidate], sort: str) -> list[Candidate]:
+    def price(c: Candidate) -> float:
+        return c.product.price if c.product.price is not None else float("inf")
+
+    if sort == "price_asc":
+        return sorted(results, key=price)
+    if sort == "price_desc":
+        return sorted(results, key=lambda c: -(c.product.price or 0.0))
+    if sort == "rating":
+        return sorted(results, key=lambda c: -(c.product.rating or 0.0))
+    if sort == "sales":
+        return sorted(results, key=lambda c: -float((c.product.model_extra or {}).get("sale_count") or 0))
+    return results

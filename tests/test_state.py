@@ -1,0 +1,85 @@
+"""How follow-up messages edit a session's constraints."""
+
+import pytest
+
+from assistant.intent import PriceChange, Relation, ShoppingIntent
+from assistant.state import SessionState, SessionStore, ShownProduct, TurnRecord, apply
+
+pytestmark = pytest.mark.unit
+
+GROUPS = {"黑色": "颜色", "白色": "颜色", "red": "color", "black": "color", "女": "audience", "男": "audience"}
+
+
+def group_of(value):
+    return GROUPS.get(value)
+
+
+def started(**constraints):
+    state = SessionState(session_id="s")
+    state.constraints = state.constraints.model_copy(update=constraints)
+    state.turns.append(TurnRecord(user="first"))
+    state.shown = [
+        ShownProduct(id="a", title="A", price=300, currency="CNY"),
+        ShownProduct(id="b", title="B", price=150, currency="CNY"),
+        ShownProduct(id="c", title="C", price=90, currency="CNY"),
+    ]
+    return state
+
+
+def test_new_need_starts_over():
+    state = started(query="牛仔裤", excluded=["破洞"], price_max=200)
+    c = apply(state, ShoppingIntent(query="保温杯", category="保温杯", relation=Relation.new))
+    assert c.query == "保温杯" and c.excluded == [] and c.price_max is None
+
+
+def test_refine_adds_exclusions_and_keeps_the_rest():
+    state = started(query="牛仔裤", category="牛仔裤", required=["女"], price_max=200)
+    c = apply(state, ShoppingIntent(excluded=["黑色"], relation=Relation.refine))
+    assert c.query == "牛仔裤" and c.required == ["女"] and c.excluded == ["黑色"] and c.price_max == 200
+
+
+def test_replace_swaps_the_value_of_the_same_facet_group():
+    state = started(query="羽绒服", required=["女", "黑色"], brands=["优衣库"])
+    c = apply(state, ShoppingIntent(required=["男"], relation=Relation.replace), group_of)
+    assert c.required == ["黑色", "男"]
+    c = apply(state, ShoppingIntent(brands=["Nike"], relation=Relation.replace), group_of)
+    assert c.brands == ["Nike"]
+
+
+def test_cheaper_caps_below_the_median_of_what_was_shown():
+    state = started(query="牛仔裤")
+    c = apply(state, ShoppingIntent(price_change=PriceChange.cheaper, relation=Relation.refine))
+    assert c.price_max is not None and c.price_max < 150 and c.price_max > 140
+    pricier = apply(state, ShoppingIntent(price_change=PriceChange.pricier, relation=Relation.refine))
+    assert pricier.price_min is not None and pricier.price_min > 150
+
+
+def test_a_value_moves_between_required_and_excluded_with_the_newest_message():
+    state = started(query="boots", excluded=["brown"])
+    c = apply(state, ShoppingIntent(required=["brown"], relation=Relation.refine))
+    assert c.required == ["brown"] and c.excluded == []
+
+
+def test_compare_and_pick_keep_the_constraints():
+    state = started(query="boots", price_max=100)
+    c = apply(state, ShoppingIntent(relation=Relation.compare, references=[1, 3]))
+    assert c.query == "boots" and c.price_max == 100
+    assert state.shown_ref(3).id == "c" and state.shown_ref(4) is None
+
+
+def test_refine_without_history_is_a_new_need():
+    c = apply(SessionState(session_id="s"), ShoppingIntent(query="tea", excluded=["green"], relation=Relation.refine))
+    assert c.query == "tea" and c.excluded == ["green"]
+
+
+def test_store_round_trip_and_damaged_files(tmp_path):
+    store = SessionStore(tmp_path / "sessions")
+    state = started(query="牛仔裤")
+    state.session_id = "web-1"
+    store.save(state)
+    assert store.load("web-1").constraints.query == "牛仔裤"
+    (tmp_path / "sessions" / "web-1.json").write_text("{broken", encoding="utf-8")
+    assert store.load("web-1").turns == []  # starts afresh, the damaged file is kept aside
+    assert list((tmp_path / "sessions").glob("web-1.damaged-*.json"))
+    with pytest.raises(Exception, match="not valid"):
+        store.load("../etc/passwd")
