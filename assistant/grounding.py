@@ -128,7 +128,7 @@ class GroundingChecker:
             # "1" and "2" stand for counts and ordinals often ("2 colours"); all else must be in the record
             if num not in {"0", "1", "2", "3"}:
                 problems.append(f"number {num} is not in the record")
-        own = {n.casefold() for n in ([product.brand] + (product.brand or "").split("/") if product.brand else [])}
+        own = {n.casefold() for n in [product.brand or "", *(product.brand or "").split("/")] if n}
         for brand in self.brands:
             if brand in low and brand not in facts and brand not in own:
                 problems.append(f"brand {brand!r} is not this product's")
