@@ -8,7 +8,7 @@ runs out of tokens (MODELS.md).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 MAX_ITEMS = 6
 
 
-class Relation(str, Enum):
+class Relation(StrEnum):
     """How a message relates to the conversation so far."""
 
     new = "new"  # a new need: start from a clean set of constraints
@@ -26,12 +26,12 @@ class Relation(str, Enum):
     pick = "pick"  # one shown product ("第二个详细说说", "tell me about the first one")
 
 
-class PriceChange(str, Enum):
+class PriceChange(StrEnum):
     cheaper = "cheaper"
     pricier = "pricier"
 
 
-class Sort(str, Enum):
+class Sort(StrEnum):
     relevance = "relevance"
     price_asc = "price_asc"
     price_desc = "price_desc"
@@ -65,7 +65,9 @@ class ShoppingIntent(BaseModel):
     query: str = Field(default="", description="search text: the product words, without prices or negations")
     category: str | None = Field(default=None, description="product category word, e.g. 牛仔裤 or hiking boots")
     required: list[str] = Field(default_factory=list, description="must-have attribute values, e.g. 高腰, waterproof")
-    excluded: list[str] = Field(default_factory=list, description="attribute values or words to avoid, e.g. 破洞, brown")
+    excluded: list[str] = Field(
+        default_factory=list, description="attribute values or words to avoid, e.g. 破洞, brown"
+    )
     price_min: float | None = Field(default=None, ge=0)
     price_max: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, description="CNY, USD, ... when the message names one")
@@ -131,7 +133,13 @@ class ShoppingIntent(BaseModel):
 
     @classmethod
     def llm_schema(cls) -> dict[str, Any]:
-        """The JSON schema for constrained decoding: flat, every array bounded."""
+        """The JSON schema for constrained decoding: only what the rules read poorly (meaning,
+        categories, attribute words), every key required (with optional keys the embedded
+        model writes the first three and closes the object), every array bounded.
+
+        Relation, references, sort, brands and currency come from the rule parser, whose
+        patterns are exact there; leaving them out saves ~40 generated tokens (~3 s on CPU).
+        """
         str_list = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_ITEMS}
         num = {"type": ["number", "null"]}
         return {
@@ -143,16 +151,9 @@ class ShoppingIntent(BaseModel):
                 "excluded": str_list,
                 "price_min": num,
                 "price_max": num,
-                "currency": {"type": ["string", "null"]},
                 "price_change": {"type": ["string", "null"], "enum": ["cheaper", "pricier", None]},
-                "brands": str_list,
-                "exclude_brands": str_list,
-                "sort": {"type": "string", "enum": [s.value for s in Sort]},
-                "language": {"type": "string", "enum": ["zh", "en"]},
-                "relation": {"type": "string", "enum": [r.value for r in Relation]},
-                "references": {"type": "array", "items": {"type": "integer"}, "maxItems": 5},
             },
-            "required": ["query", "relation", "language"],
+            "required": ["query", "category", "required", "excluded", "price_min", "price_max", "price_change"],
             "additionalProperties": False,
         }
 

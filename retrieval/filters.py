@@ -7,6 +7,9 @@ tests check that they do).
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 from shopassist.models import Product, SearchFilters, split_category
 
 MAX_BRAND_NAMES = 4  # the whole brand plus up to three '/'-separated names
@@ -40,6 +43,29 @@ def category_matches(category: str, wanted: str) -> bool:
     if levels[: len(want)] == want:
         return True
     return len(want) == 1 and want[0] in levels
+
+
+_ASCII_WORD = re.compile(r"^[0-9a-z][0-9a-z' .-]*$")
+
+
+@lru_cache(maxsize=4096)
+def _word_pattern(term: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![0-9a-z])" + re.escape(term) + r"(?![0-9a-z])")
+
+
+def term_in(term: str, text: str) -> bool:
+    """Whether a filter term occurs in case-folded ``text``. Latin terms match whole words
+    ("men" is not in "women", "red" is not in "shredded"; "boot" is not "boots", so callers pass
+    what the shopper wrote); Chinese terms match as substrings (no word boundaries in Chinese).
+    ``a|b`` is a term with alternatives: any of them counts (``防水|waterproof``)."""
+    if "|" in term:
+        return any(term_in(t, text) for t in term.split("|") if t.strip())
+    term = term.strip().casefold()
+    if not term:
+        return True
+    if _ASCII_WORD.match(term):
+        return _word_pattern(term).search(text) is not None
+    return term in text
 
 
 def _values(product: Product, name: str) -> list[str]:
@@ -93,11 +119,11 @@ def matches_rest(product: Product, filters: SearchFilters) -> bool:
             return False
     if f.exclude_terms:
         text = text_fields(product)
-        if any(t.strip() and t.strip().casefold() in text for t in f.exclude_terms):
+        if any(t.strip() and term_in(t, text) for t in f.exclude_terms):
             return False
     if f.require_terms:
         text = text_fields(product) + " " + product.category.casefold()
-        if not all(t.strip().casefold() in text for t in f.require_terms if t.strip()):
+        if not all(term_in(t, text) for t in f.require_terms if t.strip()):
             return False
     return True
 

@@ -77,6 +77,49 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--llm-* flags; they build ``llm_settings`` (None with --no-llm)."""
+
+    @click.option(
+        "--llm-base-url",
+        default=None,
+        help="OpenAI-compatible server (vLLM, llama.cpp ...), e.g. http://127.0.0.1:8000/v1 [env SHOPASSIST_LLM_BASE_URL; default: the embedded model].",
+    )
+    @click.option(
+        "--llm-model",
+        default=None,
+        help="Model name on that server [env SHOPASSIST_LLM_MODEL; default: its first model].",
+    )
+    @click.option("--llm-api-key", default=None, help="Bearer key for that server [env SHOPASSIST_LLM_API_KEY].")
+    @click.option(
+        "--llm-gguf",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="Another local GGUF for the embedded server [env SHOPASSIST_LLM_GGUF].",
+    )
+    @click.option("--no-llm", is_flag=True, help="Rules and templates only (no model).")
+    @functools.wraps(fn)
+    def wrapper(llm_base_url, llm_model, llm_api_key, llm_gguf, no_llm, **kwargs):  # type: ignore[no-untyped-def]
+        from assistant.llm import LLMSettings
+
+        llm_settings = (
+            None
+            if no_llm
+            else LLMSettings.from_env(base_url=llm_base_url, model=llm_model, api_key=llm_api_key, gguf=llm_gguf)
+        )
+        return fn(llm_settings=llm_settings, **kwargs)
+
+    return wrapper
+
+
+def _open_llm(llm_settings: Any, settings: Settings) -> Any:
+    if llm_settings is None:
+        return None
+    from assistant.llm import open_llm
+
+    return open_llm(llm_settings, settings.home)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="shopassist")
 def main() -> None:
@@ -309,6 +352,62 @@ def demo(settings: Settings, catalog_file: Path | None, top_k: int) -> None:
             click.echo(f"{i:>2}. {p.title}  —  {price}  ({p.brand or 'no brand'})")
 
 
+# -- ask ------------------------------------------------------------------------------------------------
+@main.command()
+@click.argument("message")
+@click.option(
+    "--session",
+    "session_id",
+    default="cli",
+    show_default=True,
+    help="Conversation id; its state persists under HOME/sessions.",
+)
+@click.option(
+    "--catalog",
+    "catalog_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Load this catalog first (only new or changed rows are embedded).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print intent, expansions, products, reply and timings as JSON.")
+@llm_options
+@common_options
+def ask(
+    settings: Settings, llm_settings: Any, message: str, session_id: str, catalog_file: Path | None, as_json: bool
+) -> None:
+    """One turn of the shopping conversation SESSION."""
+    from assistant.agent import ShoppingAgent
+    from assistant.state import SessionStore
+    from retrieval import Catalog, ingest_file
+
+    cat = Catalog(settings)
+    if catalog_file is not None:
+        ingest_file(cat, catalog_file)
+    if len(cat) == 0:
+        raise UsageError(
+            f"The catalog under {settings.home} is empty: run `shopassist demo` once or `shopassist catalog ingest FILE`."
+        )
+    llm = _open_llm(llm_settings, settings)
+    try:
+        agent = ShoppingAgent(cat, SessionStore(settings.home / "sessions"), llm=llm)
+        if as_json:
+            _dump(agent.ask(session_id, message).public())
+            return
+        result = None
+        for event in agent.turn(session_id, message):
+            if event.type == "products" and result is None:
+                click.echo(f"[{len(event.data)} products]", err=True)
+            elif event.type == "done":
+                result = event.data
+        assert result is not None
+        click.echo(result.reply)
+        if result.expansions:
+            click.echo("refine: " + "  ".join(f"{f.value}({f.count})" for f in result.expansions), err=True)
+    finally:
+        if llm is not None:
+            llm.close()
+
+
 # -- eval ---------------------------------------------------------------------------------------------
 @main.group("eval")
 def eval_group() -> None:
@@ -361,6 +460,77 @@ def eval_relevance(settings: Settings, dataset: str, data_file: Path, as_json: b
     else:
         for system, metrics in result["systems"].items():
             click.echo(f"{system:>10}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+
+
+@eval_group.command("dialogues")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Dialogue suite JSONL [default: the project's own suite, evals/data/dialogues/dialogues.jsonl].",
+)
+@click.option("--limit", type=int, default=None, help="Only the first N dialogues.")
+@click.option("--json", "as_json", is_flag=True)
+@llm_options
+@common_options
+def eval_dialogues(
+    settings: Settings, llm_settings: Any, data_file: Path | None, limit: int | None, as_json: bool
+) -> None:
+    """Replay multi-turn dialogues; share of turns and dialogues passed, failures, grounding counts."""
+    from evals.dialogues import default_suite, run_dialogues
+
+    llm = _open_llm(llm_settings, settings)
+    try:
+        result = run_dialogues(data_file or default_suite(), settings=settings, llm=llm, progress=True, limit=limit)
+    finally:
+        if llm is not None:
+            llm.close()
+    if as_json:
+        _dump(result)
+        return
+    click.echo(
+        f"turns passed {result['turns_passed_share']:.1%} of {result['turns']}; dialogues passed "
+        f"{result['dialogues_passed_share']:.1%} of {result['dialogues']}; grounding {result['grounding']}"
+    )
+    for f in result["failures"][:30]:
+        click.echo(f"- {f['dialogue']} #{f['turn']} {f['user']!r}: {'; '.join(f['problems'])}")
+
+
+@eval_group.command("query-understanding")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="chinese_ecomqa_query/items.jsonl",
+)
+@click.option("--per-task", type=int, default=None, help="Sample N items per task (seeded) instead of all.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@llm_options
+@common_options
+def eval_query_understanding(
+    settings: Settings, llm_settings: Any, data_file: Path, per_task: int | None, seed: int, as_json: bool
+) -> None:
+    """Accuracy per ChineseEcomQA task (AC, ITC, SC, RLC, CC) through the assistant's LLM path."""
+    from evals.query_understanding import run_query_understanding
+
+    if llm_settings is None:
+        raise UsageError("query understanding measures the LLM: drop --no-llm.")
+    llm = _open_llm(llm_settings, settings)
+    try:
+        result = run_query_understanding(data_file, llm=llm, per_task=per_task, seed=seed, progress=True)
+    finally:
+        llm.close()
+    if as_json:
+        _dump(result)
+        return
+    for task, acc in result["accuracy"].items():
+        click.echo(
+            f"{task:>4}: {acc:.3f} (majority baseline {result['majority_baseline'][task]:.3f}, n={result['counts'][task]})"
+        )
+    click.echo(f"overall {result['overall']:.3f}")
 
 
 if __name__ == "__main__":  # pragma: no cover
