@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from shopassist.models import Product
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_LINE = re.compile(r"^\s*\[(\d{1,2})\]\s*(.+?)\s*$")
+_LINE = re.compile(r"^\s*(?:\[(\d{1,2})\]|(\d{1,2})\s*[.、)）:：])\s*(.+?)\s*$")
 _MARKUP = re.compile(r"<[^>]*>|\]\(|https?://|www\.", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -74,12 +74,14 @@ def template_line(p: Product, language: str) -> str:
         if p.price is not None
         else ("价格待定" if language == "zh" else "price on request")
     )
+    names = [n for n in [p.brand or "", *(p.brand or "").split("/")] if n.strip()]
+    say_brand = bool(names) and not any(n.casefold() in p.title.casefold() for n in names)
     if language == "zh":
         stock = "" if p.stock is None else ("，暂时缺货" if p.stock == 0 else "，有货")
-        brand = f"{p.brand}，" if p.brand else ""
+        brand = f"{p.brand}，" if say_brand else ""
         return f"{brand}{p.title}，{price}{stock}"
     stock = "" if p.stock is None else (", out of stock" if p.stock == 0 else ", in stock")
-    brand = f"{p.brand}: " if p.brand else ""
+    brand = f"{p.brand}: " if say_brand else ""
     return f"{brand}{p.title}, {price}{stock}"
 
 
@@ -139,6 +141,12 @@ class GroundingChecker:
                 low = low.replace(value, " ")
         return problems
 
+    @staticmethod
+    def _title_words(text: str) -> set[str]:
+        from retrieval.tokenize import default_tokenizer
+
+        return {t for t in default_tokenizer()(text) if not t.startswith("#") and len(t) >= 3}
+
     def check(self, copy_text: str, products: Sequence[Product], language: str) -> tuple[list[str], GroundingReport]:
         """Per-product lines to show (checked, or the template) and the report."""
         report = GroundingReport()
@@ -147,9 +155,9 @@ class GroundingChecker:
             m = _LINE.match(line)
             if not m:
                 continue
-            pos = int(m.group(1))
+            pos = int(m.group(1) or m.group(2))
             if 1 <= pos <= len(products):
-                written.setdefault(pos, clean_text(m.group(2)))
+                written.setdefault(pos, clean_text(m.group(3)))
             else:
                 report.extra += 1
         out = []
@@ -160,6 +168,13 @@ class GroundingChecker:
                 out.append(template_line(product, language))
                 continue
             problems = self.check_line(text, product)
+            # a line about another shown product (the model skipped one and renumbered)
+            own = self._title_words(record_text(product))
+            words = self._title_words(text)
+            for other in products:
+                if other.id != product.id and (words & (self._title_words(other.title) - own)):
+                    problems.append(f"describes another product ({other.id})")
+                    break
             report.lines.append(LineCheck(pos, product.id, text, not problems, problems))
             out.append(text if not problems else template_line(product, language))
         return out, report

@@ -78,6 +78,9 @@ class ShoppingIntent(BaseModel):
     language: str = Field(default="zh", description="zh or en: the language of the reply")
     relation: Relation = Relation.new
     references: list[int] = Field(default_factory=list, description="1-based positions of shown products")
+    clear_brands: bool = Field(default=False, description="'不限品牌' / 'any brand': drop the brand constraint")
+    clear_price: bool = Field(default=False, description="'价格不限' / 'budget doesn't matter': drop price bounds")
+    avoid_shown_brands: bool = Field(default=False, description="'换个牌子' / 'another brand': not the brands shown")
 
     @field_validator("required", "excluded", "brands", "exclude_brands", mode="before")
     @classmethod

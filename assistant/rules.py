@@ -255,6 +255,22 @@ _CURRENCIES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"€|eur"), "EUR"),
     (re.compile(r"£|gbp"), "GBP"),
 )
+# "any brand" drops the brand constraint; "another brand" avoids the brands shown so far
+_BRAND_FREE = re.compile(
+    r"不限品牌|品牌不限|品牌无所谓|什么(?:牌子|品牌)都(?:行|可以)|哪个(?:牌子|品牌)都(?:行|可以)|any brand|"
+    r"brand (?:does(?: not|n't|nt)|do(?: not|n't|nt)) matter|whatever brand"
+)
+_OTHER_BRAND = re.compile(
+    r"换个(?:牌子|品牌)|换(?:一个|一)?(?:别的|其他)?(?:牌子|品牌)|(?:别的|其他)(?:牌子|品牌)|another brand|other brands?|different brand"
+)
+# "预算放宽到2000" / "budget up to 150": a new ceiling said without 以内/under
+_BUDGET_TO = re.compile(
+    rf"(?:预算|budget)\s*(?:放宽|提高|增加|调整|调高|加|改|放|升)?\s*(?:到|至|为|是|成|of|is|to|up to|now)?\s*{_amount('n')}"
+    r"(?!\s*(?:左右|上下|以上|以内|以下|之内|起|多|-|~|到|至|around|or so|ish|and|to\b))"
+)
+# "with noise cancelling", "要防水的": a follow-up that only adds a property
+_NON_PREFIX = re.compile(r"\bnon-\s*(?=[a-z])")
+_ADDON = re.compile(r"^\s*(?:and\s+)?(?:with|in|only|just|also|made of|要|带|只要|最好是?)(?:\b|(?=[\u4e00-\u9fff]))")
 # "budget doesn't matter": recognised so it is not read as a negation or a product word
 _BUDGET_FREE = re.compile(
     r"(?:budget|price|cost)\s*(?:does(?: not|n't|nt)|do(?: not|n't|nt))\s*matter|(?:any|whatever)\s*(?:price|budget)|"
@@ -466,6 +482,9 @@ class _State:
     deictic: bool = False
     replace: bool = False
     soft_replace: bool = False
+    clear_price: bool = False
+    clear_brands: bool = False
+    other_brand: bool = False
     price_min: float | None = None
     price_max: float | None = None
     currency: str | None = None
@@ -513,13 +532,24 @@ def parse_rules(
 
 def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | None, shown: int) -> ShoppingIntent:
     norm = normalise_text(message[:MAX_MESSAGE_CHARS]).replace(BLANK, " ")
+    norm = _NON_PREFIX.sub("not ", norm)  # "non-leather" is "not leather"
     st = _State(norm=norm, work=list(norm))
     language = detect_language(norm)
 
     _references(st, shown)
+    for m in _BUDGET_TO.finditer(st.text()):
+        value = _number(m.group("n"))
+        if value is not None:
+            st.price_max = value
+            st.blank(m.start(), m.end())
     _prices(st)
     for m in _BUDGET_FREE.finditer(st.text()):
+        st.clear_price = True
         st.blank(m.start(), m.end())
+    for pattern, flag in ((_BRAND_FREE, "clear_brands"), (_OTHER_BRAND, "other_brand")):
+        for m in pattern.finditer(st.text()):
+            setattr(st, flag, True)
+            st.blank(m.start(), m.end())
     _sort_and_relative(st)
     for pattern, flag in ((_REPLACE, "replace"), (_SOFT_REPLACE, "soft_replace")):
         for m in pattern.finditer(st.text()):
@@ -586,6 +616,9 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
         or st.price_max is not None
         or st.price_change
         or st.sort != Sort.relevance
+        or st.clear_price
+        or st.clear_brands
+        or st.other_brand
     )
     has_product = bool(category or product_words)
     relation, refs = _relation(st, shown, previous, category, product_words, has_product, constraints, positive)
@@ -608,6 +641,9 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
         language=language,
         relation=relation,
         references=refs,
+        clear_brands=st.clear_brands,
+        clear_price=st.clear_price,
+        avoid_shown_brands=st.other_brand,
     )
 
 
@@ -895,6 +931,8 @@ def _relation(
         return Relation.replace, []
     if new_product:
         return Relation.new, []
+    if not has_product and _ADDON.match(positive):
+        return Relation.refine, []
     if not has_product and not constraints:
         leftover = _content_words(positive)
         if leftover and not (set(leftover) & (_EN_ANAPHORA | _EN_COMPARATIVES)) and not _HAS_CJK.search(positive):

@@ -58,6 +58,7 @@ class ShownProduct(BaseModel):
     title: str
     price: float | None = None
     currency: str | None = None
+    brand: str | None = None
 
 
 class TurnRecord(BaseModel):
@@ -74,6 +75,10 @@ class SessionState(BaseModel):
     shown: list[ShownProduct] = Field(default_factory=list)
     disliked: list[str] = Field(default_factory=list)
     turns: list[TurnRecord] = Field(default_factory=list)
+
+    @property
+    def shown_brands(self) -> list[str]:
+        return list(dict.fromkeys(s.brand for s in self.shown if s.brand))
 
     def shown_ref(self, position: int) -> ShownProduct | None:
         """1-based position in the last shown list."""
@@ -136,6 +141,11 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
                 new.query = intent.query
         elif intent.query and relation == Relation.replace and not old.query:
             new.query = intent.query
+        elif intent.query and relation == Relation.refine:
+            # "with noise cancelling": the words join the query (products with every query word
+            # come first), they do not become a hard filter the catalog may not spell that way
+            extra = [w for w in intent.query.split() if w.casefold() not in new.query.casefold()]
+            new.query = " ".join([new.query, *extra]).strip()
         required = list(new.required)
         if relation == Relation.replace:
             for value in intent.required:
@@ -163,6 +173,14 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
             new.brands = _without(new.brands, intent.exclude_brands)
         if intent.sort != Sort.relevance:
             new.sort = intent.sort
+    if intent.clear_price:
+        new.price_min = new.price_max = None
+    if intent.clear_brands:
+        new.brands = []
+    if intent.avoid_shown_brands:
+        shown_brands = [b for b in state.shown_brands if b not in new.exclude_brands]
+        new.exclude_brands = _norm(new.exclude_brands + shown_brands)
+        new.brands = _without(new.brands, shown_brands)
     if intent.price_change is not None:
         ref = reference_price(state.shown, new.currency)
         if ref is not None:

@@ -62,3 +62,16 @@ def test_injection_and_markup_are_refused():
 def test_template_lines_say_only_record_facts():
     assert template_line(P2, "en") == "TrailCo: Waterproof Hiking Boots, Brown Leather, 89.99 USD, out of stock"
     assert "139.00 CNY" in template_line(P1, "zh") and "有货" in template_line(P1, "zh")
+
+
+def test_a_line_about_another_shown_product_is_replaced():
+    a = Product(
+        id="a", title="Columbia Newton Ridge Waterproof Hiking Boot", price=84.99, currency="USD", language="en"
+    )
+    b = Product(id="b", title="Columbia Granite Trail Mid Waterproof Boot", price=79.95, currency="USD", language="en")
+    c = Product(id="c", title="Merrell Moab Speed Hiking Shoe", price=99.0, currency="USD", language="en")
+    # the model skipped the second product and wrote the third's line as [2]
+    copy = "[1] Newton Ridge keeps your feet dry.\n[2] Merrell Moab Speed is light and fast."
+    lines, report = GroundingChecker().check(copy, [a, b, c], "en")
+    assert lines[0] == "Newton Ridge keeps your feet dry."
+    assert lines[1] == template_line(b, "en") and "describes another product (c)" in " ".join(report.problems())

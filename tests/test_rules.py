@@ -453,3 +453,36 @@ def test_odd_inputs_give_an_intent(message):  # type: ignore[no-untyped-def]
     r = parse_rules(message, shown_count=-3)
     assert isinstance(r, ShoppingIntent)
     assert r.price_max is None or r.price_max <= 1e9
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("不限品牌了，500以内的精华", {"clear_brands": True, "price_max": 500.0}),
+        ("太贵了，换个牌子，1000以内", {"avoid_shown_brands": True, "price_max": 1000.0}),
+        ("预算放宽到2000", {"price_max": 2000.0}),
+        ("budget up to 150", {"price_max": 150.0}),
+        ("budget doesn't matter", {"clear_price": True}),
+        ("non-leather hiking boots", {"excluded": ["leather"]}),
+    ],
+)
+def test_constraint_edits_said_in_words(message, expected):
+    from assistant.intent import ShoppingIntent
+    from assistant.rules import parse_rules
+
+    got = parse_rules(message, previous=ShoppingIntent(query="x"), shown_count=3).model_dump()
+    for key, value in expected.items():
+        if key == "excluded":
+            assert got[key][:1] == value or value[0] in got[key][0], (message, got[key])
+        else:
+            assert got[key] == value, (message, key, got[key])
+
+
+@pytest.mark.unit
+def test_a_follow_up_that_only_adds_a_property_refines():
+    from assistant.intent import Relation, ShoppingIntent
+    from assistant.rules import parse_rules
+
+    got = parse_rules("with noise cancelling", previous=ShoppingIntent(query="wireless earbuds"), shown_count=3)
+    assert got.relation == Relation.refine

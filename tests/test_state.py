@@ -83,3 +83,18 @@ def test_store_round_trip_and_damaged_files(tmp_path):
     assert list((tmp_path / "sessions").glob("web-1.damaged-*.json"))
     with pytest.raises(Exception, match="not valid"):
         store.load("../etc/passwd")
+
+
+def test_clearing_brands_and_price_and_avoiding_shown_brands():
+    state = started(query="精华", brands=["兰蔻"], price_max=300)
+    state.shown[0].brand = "Salomon"
+    c = apply(state, ShoppingIntent(clear_brands=True, clear_price=True, relation=Relation.refine))
+    assert c.brands == [] and c.price_max is None and c.query == "精华"
+    c = apply(state, ShoppingIntent(avoid_shown_brands=True, relation=Relation.refine))
+    assert c.exclude_brands == ["Salomon"]
+
+
+def test_refine_words_join_the_query():
+    state = started(query="wireless earbuds")
+    c = apply(state, ShoppingIntent(query="noise cancelling", relation=Relation.refine))
+    assert c.query == "wireless earbuds noise cancelling"

@@ -467,7 +467,11 @@ def open_llm(settings: LLMSettings | None = None, home: Path | str | None = None
         home = Settings.from_env().home
     model_file = ensure_model(Path(home or "."), settings.gguf, settings.gguf_sha256)
     alias = settings.model or DEFAULT_ALIAS
-    server = EmbeddedServer(model_file.path, threads=settings.threads, ctx=settings.ctx, alias=alias).start()
+    # Two slots, each with its own prompt cache: the intent prompt and the copy prompt alternate
+    # every turn, and with one slot each evicts the other's cached prefix (measured 5-9 s vs ~2 s).
+    server = EmbeddedServer(
+        model_file.path, threads=settings.threads, ctx=settings.ctx * 2, alias=alias, parallel=2
+    ).start()
     try:
         return LLMClient(
             server.base_url, alias, timeout=settings.timeout, server=server, model_file=model_file, max_retries=0

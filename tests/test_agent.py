@@ -1,0 +1,64 @@
+"""The agent end to end on real components (catalog, Chroma, USE, rules), without the LLM:
+every step of a turn still happens, and follow-ups edit what the shopper sees."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.agent import ShoppingAgent
+from assistant.state import SessionStore
+from evals.dialogues import default_suite, run_dialogues
+from retrieval import Catalog, ingest_file
+
+pytestmark = pytest.mark.integration
+
+APPAREL = Path(default_suite()).parent / "catalogs" / "apparel_zh.jsonl"
+
+
+@pytest.fixture()
+def agent(settings, use_embedder):
+    catalog = Catalog(settings, embedder=use_embedder)
+    ingest_file(catalog, APPAREL)
+    return ShoppingAgent(catalog, SessionStore(settings.home / "sessions"))
+
+
+def test_a_conversation_edits_constraints_and_the_shown_products(agent):
+    first = agent.ask("s1", "女士牛仔裤 200以内 不要破洞")
+    products = [agent.catalog.get(i) for i in first.products]
+    assert products and first.timings["first_products_ms"] < first.timings["total_ms"] + 1
+    assert all("女装 > 牛仔裤" in p.category and p.price <= 200 and "破洞" not in p.title for p in products)
+    assert first.intent_source == "rules" and first.reply.startswith("为你找到")
+    assert all(str(f"{p.price:.2f}") in first.reply for p in products)  # template copy, record prices
+
+    men = agent.ask("s1", "换成男款")
+    assert men.products and all("男装" in agent.catalog.get(i).category for i in men.products)
+    assert men.constraints["price_max"] == 200.0 and men.constraints["excluded"] == ["破洞"]
+
+    pick = agent.ask("s1", "第二个详细说说")
+    assert pick.products == men.products[1:2]
+
+
+def test_events_stream_products_before_the_reply_and_not_this_removes_a_product(agent):
+    events = [e.type for e in agent.turn("s2", "羽绒服")]
+    assert events.index("products") < events.index("reply") < events.index("done")
+    shown = agent.ask("s2", "羽绒服").products
+    result = agent.tools.call("record_feedback", {"session_id": "s2", "product_id": shown[0], "event": "dislike"})
+    assert result.ok
+    assert shown[0] not in agent.ask("s2", "羽绒服").products
+
+
+def test_nothing_matching_is_said_honestly_with_the_nearest_relaxation(agent):
+    result = agent.ask("s3", "女士大衣 100元以内")
+    assert result.products == []
+    assert "没有找到" in result.reply and "最低" in result.reply
+
+
+@pytest.mark.slow
+def test_the_dialogue_suite_passes_without_the_llm(settings):
+    """The rules-only floor: the LLM may add understanding, the product must not need it."""
+    result = run_dialogues(default_suite(), settings=settings)
+    assert result["turns_passed_share"] >= 0.9, json.dumps(result["failures"][:5], ensure_ascii=False)
+    assert result["grounding"]["ungrounded_products_shown"] == 0
+    assert result["grounding"]["ungrounded_prices_shown"] == 0
+    assert result["grounding"]["ungrounded_lines_shown"] == 0
