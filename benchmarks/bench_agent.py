@@ -1,0 +1,118 @@
+"""Agent turn latency with the embedded LLM: time to first products and the full turn.
+
+    .venv/bin/python benchmarks/bench_agent.py [--queries 100] [--no-llm] [--home DIR]
+
+Real Taobao queries from ../shared/data/querylogs (seeded sample), each as the first turn of its
+own session, against the bundled demo catalog (loaded into --home once). Reports p50/p90 of:
+rules + search (``first_products_ms``: what the shopper waits for before products appear), the
+LLM intent call, the copy, and the full turn; plus the very first turn after the server started
+(cold prompt cache) against the rest (warm), which is the prompt-caching effect in a turn.
+Writes benchmarks/results/agent-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_retrieval import machine, pct  # noqa: E402
+
+from assistant.agent import ShoppingAgent  # noqa: E402
+from assistant.state import SessionStore  # noqa: E402
+from retrieval import Catalog, ingest_file  # noqa: E402
+from shopassist.config import Settings  # noqa: E402
+from shopassist.resources import demo_catalog_path  # noqa: E402
+
+SHARED = Path(os.environ.get("SHOPASSIST_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--home", type=Path, default=Path.home() / ".shopassist-bench" / "agent")
+    ap.add_argument("--no-llm", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = ap.parse_args()
+
+    with open(SHARED / "querylogs" / "multicpr_ecom_train_queries.tsv", encoding="utf-8") as handle:
+        log = [line.rstrip("\n").split("\t", 1)[1] for line in handle if "\t" in line]
+    queries = random.Random(args.seed).sample(log, args.queries)
+
+    settings = Settings.from_env(home=str(args.home))
+    catalog = Catalog(settings)
+    ingest_file(catalog, demo_catalog_path(), progress=True)
+    llm = None
+    started = time.perf_counter()
+    if not args.no_llm:
+        from assistant.llm import LLMSettings, open_llm
+
+        llm = open_llm(LLMSettings.from_env(), settings.home)
+    llm_start_s = time.perf_counter() - started
+    agent = ShoppingAgent(catalog, SessionStore(args.home / "bench-sessions"), llm=llm)
+    rows = []
+    try:
+        for i, q in enumerate(queries):
+            r = agent.ask(f"bench-{args.seed}-{i}", q)
+            rows.append(
+                {
+                    "query": q,
+                    **r.timings,
+                    "products": len(r.products),
+                    "intent_source": r.intent_source,
+                    "replaced": r.grounding.get("ungrounded_replaced", 0),
+                }
+            )
+            print(f"{i + 1:>3}/{len(queries)} {r.timings}", flush=True)
+    finally:
+        if llm is not None:
+            llm.close()
+
+    def stats(key: str, sample: list[dict]) -> dict:
+        values = [row[key] for row in sample if key in row]
+        if not values:
+            return {}
+        return {
+            "p50_ms": round(pct(values, 50), 1),
+            "p90_ms": round(pct(values, 90), 1),
+            "mean_ms": round(statistics.mean(values), 1),
+        }
+
+    warm = rows[1:] if len(rows) > 1 else rows
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "queries": len(rows),
+        "catalog_products": len(catalog),
+        "llm": None if args.no_llm else "embedded Qwen2.5-Coder-1.5B-Instruct Q4_K_M (xllamacpp, 2 threads)",
+        "llm_start_seconds": round(llm_start_s, 2),
+        "first_products": stats("first_products_ms", rows),
+        "llm_intent": stats("llm_intent_ms", rows),
+        "copy": stats("copy_ms", rows),
+        "full_turn": stats("total_ms", rows),
+        "full_turn_warm": stats("total_ms", warm),
+        "first_turn_cold_cache_ms": rows[0]["total_ms"] if rows else None,
+        "with_products_share": round(sum(1 for r in rows if r["products"]) / max(1, len(rows)), 3),
+        "copy_lines_replaced": sum(r["replaced"] for r in rows),
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "-nollm" if args.no_llm else ""
+    out = args.out / f"agent{suffix}-{result['date']}.json"
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, ensure_ascii=False, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
