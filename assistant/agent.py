@@ -152,9 +152,14 @@ class ShoppingAgent:
             facets = FacetIndex.from_products(catalog.products())
         self.facets = facets
         self.tools = ToolRegistry(catalog, feedback=feedback or self._record_feedback)
+        from assistant.rules import lexicon_brands
+        from assistant.synonyms import vocabulary
+
+        # what copy could claim wrongly: the catalog's brands and facet values, the shipped brand
+        # lexicon, and common colour/material/property words in both languages
         self.checker = GroundingChecker(
-            brands=getattr(facets, "brand_names", lambda: [])(),
-            facet_values=getattr(facets, "attribute_values", lambda: [])(),
+            brands=[*facets.brand_names(), *lexicon_brands()],
+            facet_values=[*facets.attribute_values(), *vocabulary()],
             system_prompt=INTENT_SYSTEM + COPY_SYSTEM,
         )
         self.llm_errors: list[str] = []

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from retrieval.filters import term_in
 from shopassist.models import Product
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -132,11 +133,11 @@ class GroundingChecker:
                 problems.append(f"number {num} is not in the record")
         own = {n.casefold() for n in [product.brand or "", *(product.brand or "").split("/")] if n}
         for brand in self.brands:
-            if brand in low and brand not in facts and brand not in own:
+            if term_in(brand, low) and brand not in facts and brand not in own:
                 problems.append(f"brand {brand!r} is not this product's")
                 low = low.replace(brand, " ")
         for value in self.facet_values:
-            if value in low and value not in facts:
+            if term_in(value, low) and not term_in(value, facts):
                 problems.append(f"{value!r} is not in the record")
                 low = low.replace(value, " ")
         return problems

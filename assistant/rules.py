@@ -458,6 +458,11 @@ def _lexicon() -> _Lexicon:
     return _Lexicon(products=products, brands=frozenset(brands))
 
 
+def lexicon_brands() -> frozenset[str]:
+    """Brand names from the shipped lexicon that are safe to read as brands (see ``_lexicon``)."""
+    return _lexicon().brands
+
+
 def warm_up() -> None:
     """Load jieba and the lexicons now (about a second) instead of on the first message."""
     _lexicon()

@@ -66,3 +66,8 @@ def alternatives(term: str) -> list[str]:
     if not group:
         return [term]
     return [term, *(w for w in group if w.casefold() != term.strip().casefold())]
+
+
+def vocabulary() -> list[str]:
+    """Every word of the table: facet words a product's copy may only claim if its record has them."""
+    return [w for group in _GROUPS for w in group if len(w) >= 2]
