@@ -322,14 +322,13 @@ class ShoppingAgent:
 
     def search(self, c: Constraints, disliked: list[str]) -> SearchOutcome:
         """What the shopper said is hard (prices, brands, exclusions, must-have words); what we
-        inferred is soft and relaxes in turn: the in-stock preference, then the category path the
-        category word was mapped to. Nothing left: an honest empty answer with the nearest
+        inferred is soft and relaxes: the in-stock preference. Nothing left: an honest empty answer with the nearest
         relaxation, never products that break a stated constraint."""
-        words = [c.query or c.category or ""] + [
+        parts = [c.query or c.category or ""] + [
             r for r in c.required if r.casefold() not in (c.query or "").casefold()
         ]
         base = SearchProductsArgs(
-            query=" ".join(w for w in words if w).strip(),
+            query=" ".join(w for w in parts if w).strip(),
             min_price=c.price_min,
             max_price=c.price_max,
             currency=c.currency,

@@ -660,27 +660,27 @@ class FacetIndex:
                 _count(st.brands, e.brand, sign)
             for w in e.words:
                 _count(st.words, w, sign)
-        for key, display, path in e.levels:
-            _bump(self._level_paths, key, path, sign)
-            _bump(self._level_display, key, display, sign)
-            self._matcher_bump(self._levels_m, key, sign)
+        for lkey, display, path in e.levels:
+            _bump(self._level_paths, lkey, path, sign)
+            _bump(self._level_display, lkey, display, sign)
+            self._matcher_bump(self._levels_m, lkey, sign)
         for path in e.paths:
             _count(self._paths, path, sign)
             _bump(self._path_case, path.casefold(), path, sign)
         if e.brand:
             _count(self._brand_full, e.brand, sign)
-        for key, display in e.brand_names:
-            _bump(self._brand_display, key, display, sign)
-            self._matcher_bump(self._brands_m, key, sign)
+        for bkey, display in e.brand_names:
+            _bump(self._brand_display, bkey, display, sign)
+            self._matcher_bump(self._brands_m, bkey, sign)
         for name, value in e.pairs:
-            key = phrase_key(value)
-            _bump(self._value_names, key, name, sign)
-            _bump(self._value_display, key, value, sign)
-            self._matcher_bump(self._values_m, key, sign)
+            vkey = phrase_key(value)
+            _bump(self._value_names, vkey, name, sign)
+            _bump(self._value_display, vkey, value, sign)
+            self._matcher_bump(self._values_m, vkey, sign)
         for word in e.product_words:
-            key = phrase_key(word)
-            _bump(self._product_words, key, word, sign)
-            self._matcher_bump(self._products_m, key, sign)
+            pkey = phrase_key(word)
+            _bump(self._product_words, pkey, word, sign)
+            self._matcher_bump(self._products_m, pkey, sign)
 
     @staticmethod
     def _matcher_bump(matcher: PhraseMatcher, key: tuple[str, ...], sign: int) -> None:

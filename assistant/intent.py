@@ -21,7 +21,7 @@ class Relation(StrEnum):
 
     new = "new"  # a new need: start from a clean set of constraints
     refine = "refine"  # add or tighten constraints ("不要黑色的", "under $100", "便宜点")
-    replace = "replace"  # swap a constraint for another ("换成男款", "red instead")
+    replace = "replace"  # type: ignore[assignment]  # swap a constraint ("换成男款", "red instead")
     compare = "compare"  # compare shown products ("compare 1 and 3")
     pick = "pick"  # one shown product ("第二个详细说说", "tell me about the first one")
 

@@ -590,15 +590,20 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
     # -- brands and required ---------------------------------------------------------------
     brands: list[str] = []
     required: list[str] = []
-    for m in mentions:
-        if m.kind == "brand":
-            _add(brands, m.value)
-        elif m.kind == "category":
+    for mention in mentions:
+        if mention.kind == "brand":
+            _add(brands, mention.value)
+        elif mention.kind == "category":
             # a level outside the chosen category that is also an attribute (儿童 in 儿童牛仔裤)
-            if m.value.casefold() not in chosen_levels and (builtin_group(m.text) or AUDIENCE_WORDS.get(m.text)):
-                _add(required, m.text)
-        elif m.kind in ("value", "colour", "audience", "material", "size") and m.value.casefold() not in chosen_levels:
-            _add(required, m.value)
+            if mention.value.casefold() not in chosen_levels and (
+                builtin_group(mention.text) or AUDIENCE_WORDS.get(mention.text)
+            ):
+                _add(required, mention.text)
+        elif (
+            mention.kind in ("value", "colour", "audience", "material", "size")
+            and mention.value.casefold() not in chosen_levels
+        ):
+            _add(required, mention.value)
     for b in lex_brands:
         _add(brands, b)
     brands = [b for b in brands if b.casefold() not in {x.casefold() for x in st.exclude_brands}]
