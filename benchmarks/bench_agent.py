@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_retrieval import machine, pct  # noqa: E402
+from common import machine, pct  # noqa: E402
 
 from assistant.agent import ShoppingAgent  # noqa: E402
 from assistant.state import SessionStore  # noqa: E402

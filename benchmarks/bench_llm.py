@@ -14,11 +14,8 @@ benchmarks/results/llm-<date>.json and a table on stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +27,9 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import machine as common_machine  # noqa: E402
 
 from assistant.llm import EmbeddedServer, LLMClient, ensure_model  # noqa: E402
 from shopassist.config import Settings  # noqa: E402
@@ -108,23 +108,10 @@ def intent_schema() -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = 0
-    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo", encoding="utf-8") as handle:
-        mem = int(handle.readline().split()[1]) // 1024 // 1024
     import xllamacpp
 
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count() or 0,
-        "memory_gib": mem,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **common_machine(),
         "xllamacpp": metadata.version("xllamacpp"),
         "langchain_openai": metadata.version("langchain-openai"),
         "llama_cpp_system_info": xllamacpp.get_system_info().strip(),

@@ -14,10 +14,8 @@ Results go to benchmarks/results/retrieval-<date>.json and a table on stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -28,6 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import machine, pct  # noqa: E402
 
 from retrieval import Catalog, HybridRetriever, ingest_file  # noqa: E402
 from shopassist.config import Settings  # noqa: E402
@@ -35,31 +36,6 @@ from shopassist.models import Product, SearchFilters  # noqa: E402
 from shopassist.resources import demo_catalog_path  # noqa: E402
 
 SHARED = Path(os.environ.get("SHOPASSIST_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    idx = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[idx]
-
-
-def machine() -> dict[str, str | int]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = 0
-    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo", encoding="utf-8") as handle:
-        mem = int(handle.readline().split()[1]) // 1024 // 1024
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count() or 0,
-        "memory_gib": mem,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def query_log() -> list[str]:
