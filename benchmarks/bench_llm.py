@@ -84,27 +84,10 @@ MESSAGES = [
 
 
 def intent_schema() -> dict[str, Any]:
-    """The agent's own schema when importable (the real workload), else an equivalent bounded one."""
-    try:
-        from assistant.intent import ShoppingIntent
+    """The agent's own schema: the real workload."""
+    from assistant.intent import ShoppingIntent
 
-        return ShoppingIntent.llm_schema()
-    except Exception:
-        lst = {"type": "array", "items": {"type": "string"}, "maxItems": 6}
-        return {
-            "type": "object",
-            "properties": {
-                "query": {"type": "string"},
-                "category": {"type": ["string", "null"]},
-                "required": lst,
-                "excluded": lst,
-                "price_max": {"type": ["number", "null"]},
-                "language": {"type": "string", "enum": ["zh", "en"]},
-                "relation": {"type": "string", "enum": ["new", "refine", "replace", "compare", "pick"]},
-            },
-            "required": ["query", "language", "relation"],
-            "additionalProperties": False,
-        }
+    return ShoppingIntent.llm_schema()
 
 
 def machine() -> dict[str, Any]:
