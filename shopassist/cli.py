@@ -7,10 +7,11 @@ Exit codes: 0 success, 1 a runtime failure, 2 a usage error (bad arguments, miss
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +113,19 @@ def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _open_llm(llm_settings: Any, settings: Settings) -> Any:
+@contextlib.contextmanager
+def _llm(llm_settings: Any, settings: Settings) -> Iterator[Any]:
+    """The configured LLM for one command (None with --no-llm); the embedded server stops after."""
     if llm_settings is None:
-        return None
+        yield None
+        return
     from assistant.llm import open_llm
 
-    return open_llm(llm_settings, settings.home)
+    llm = open_llm(llm_settings, settings.home)
+    try:
+        yield llm
+    finally:
+        llm.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -387,8 +395,7 @@ def ask(
         raise UsageError(
             f"The catalog under {settings.home} is empty: run `shopassist demo` once or `shopassist catalog ingest FILE`."
         )
-    llm = _open_llm(llm_settings, settings)
-    try:
+    with _llm(llm_settings, settings) as llm:
         agent = ShoppingAgent(cat, SessionStore(settings.home / "sessions"), llm=llm)
         if as_json:
             _dump(agent.ask(session_id, message).public())
@@ -403,9 +410,6 @@ def ask(
         click.echo(result.reply)
         if result.expansions:
             click.echo("refine: " + "  ".join(f"{f.value}({f.count})" for f in result.expansions), err=True)
-    finally:
-        if llm is not None:
-            llm.close()
 
 
 # -- eval ---------------------------------------------------------------------------------------------
@@ -480,12 +484,8 @@ def eval_dialogues(
     """Replay multi-turn dialogues; share of turns and dialogues passed, failures, grounding counts."""
     from evals.dialogues import default_suite, run_dialogues
 
-    llm = _open_llm(llm_settings, settings)
-    try:
+    with _llm(llm_settings, settings) as llm:
         result = run_dialogues(data_file or default_suite(), settings=settings, llm=llm, progress=True, limit=limit)
-    finally:
-        if llm is not None:
-            llm.close()
     if as_json:
         _dump(result)
         return
@@ -518,11 +518,8 @@ def eval_query_understanding(
 
     if llm_settings is None:
         raise UsageError("query understanding measures the LLM: drop --no-llm.")
-    llm = _open_llm(llm_settings, settings)
-    try:
+    with _llm(llm_settings, settings) as llm:
         result = run_query_understanding(data_file, llm=llm, per_task=per_task, seed=seed, progress=True)
-    finally:
-        llm.close()
     if as_json:
         _dump(result)
         return
