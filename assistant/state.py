@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from assistant.intent import PriceChange, Relation, ShoppingIntent, Sort
 from shopassist.errors import UsageError
@@ -200,6 +200,98 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
             new.sort = Sort.price_desc
     if new.price_min is not None and new.price_max is not None and new.price_min > new.price_max:
         new.price_min, new.price_max = new.price_max, new.price_min
+    return new
+
+
+class ConstraintEdit(BaseModel):
+    """The shopper editing the parsed need directly (a chip removed or toggled, a price typed in)
+    instead of writing a message. Applied by ``edit_constraints``; the agent re-searches at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remove: list[str] = Field(default_factory=list, max_length=20, description="Values to drop wherever they are.")
+    require: list[str] = Field(default_factory=list, max_length=20, description="Values the products must have.")
+    exclude: list[str] = Field(default_factory=list, max_length=20, description="Values the products must not have.")
+    toggle: list[str] = Field(
+        default_factory=list, max_length=20, description="Values to move between must-have and excluded."
+    )
+    price_min: float | None = Field(default=None, ge=0)
+    price_max: float | None = Field(default=None, ge=0)
+    clear_price: bool = False
+    category: str | None = Field(default=None, max_length=60)
+    clear_category: bool = False
+    query: str | None = Field(default=None, max_length=200)
+    sort: Sort | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConstraintEdit:
+        if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
+            raise ValueError(f"price_min ({self.price_min}) is above price_max ({self.price_max})")
+        if self.clear_price and (self.price_min is not None or self.price_max is not None):
+            raise ValueError("clear_price and a price bound in the same edit contradict each other")
+        if self.clear_category and self.category:
+            raise ValueError("clear_category and category in the same edit contradict each other")
+        for name in ("remove", "require", "exclude", "toggle"):
+            setattr(self, name, _norm(getattr(self, name)))
+        both = {v.casefold() for v in self.require} & {v.casefold() for v in self.exclude}
+        if both:
+            raise ValueError(f"{sorted(both)} cannot be both required and excluded")
+        return self
+
+    def is_empty(self) -> bool:
+        return self == ConstraintEdit()
+
+
+def edit_constraints(old: Constraints, edit: ConstraintEdit) -> Constraints:
+    """The constraints after a direct edit (``old`` is not modified)."""
+    new = old.model_copy(deep=True)
+    gone = edit.remove
+    new.required = _without(new.required, gone)
+    new.excluded = _without(new.excluded, gone)
+    new.brands = _without(new.brands, gone)
+    new.exclude_brands = _without(new.exclude_brands, gone)
+    if new.category and new.category.casefold() in {g.casefold() for g in gone}:
+        new.category = None
+    if gone:  # a removed word also leaves the search text
+        new.query = " ".join(w for w in new.query.split() if w.casefold() not in {g.casefold() for g in gone})
+    for value in edit.toggle:
+        key = value.casefold()
+        if key in {v.casefold() for v in new.required}:
+            new.required = _without(new.required, [value])
+            new.excluded = _norm([*new.excluded, value])
+        elif key in {v.casefold() for v in new.excluded}:
+            new.excluded = _without(new.excluded, [value])
+            new.required = _norm([*new.required, value])
+        elif key in {b.casefold() for b in new.brands}:
+            new.brands = _without(new.brands, [value])
+            new.exclude_brands = _norm([*new.exclude_brands, value])
+        elif key in {b.casefold() for b in new.exclude_brands}:
+            new.exclude_brands = _without(new.exclude_brands, [value])
+            new.brands = _norm([*new.brands, value])
+        else:  # toggling a value that is not set yet (an expansion chip) adds it as a must-have
+            new.required = _norm([*new.required, value])
+    new.required = _norm(_without(new.required, edit.exclude) + edit.require)
+    new.excluded = _norm(_without(new.excluded, edit.require) + edit.exclude)
+    if edit.clear_price:
+        new.price_min = new.price_max = None
+    if edit.price_min is not None:
+        new.price_min = edit.price_min
+    if edit.price_max is not None:
+        new.price_max = edit.price_max
+    if new.price_min is not None and new.price_max is not None and new.price_min > new.price_max:
+        # the edited bound wins; the other one gives way
+        if edit.price_max is not None:
+            new.price_min = None
+        else:
+            new.price_max = None
+    if edit.clear_category:
+        new.category = None
+    elif edit.category:
+        new.category = edit.category.strip()
+    if edit.query is not None:
+        new.query = edit.query.strip()
+    if edit.sort is not None:
+        new.sort = edit.sort
     return new
 
 

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -59,7 +60,11 @@ def main() -> None:
 
         llm = open_llm(LLMSettings.from_env(), settings.home)
     llm_start_s = time.perf_counter() - started
-    agent = ShoppingAgent(catalog, SessionStore(args.home / "bench-sessions"), llm=llm)
+    # a fresh session store per run: with a reused one, every query would be a follow-up turn of
+    # the previous run's session (longer prompts, different relation)
+    sessions = args.home / "bench-sessions"
+    shutil.rmtree(sessions, ignore_errors=True)
+    agent = ShoppingAgent(catalog, SessionStore(sessions), llm=llm)
     rows = []
     try:
         for i, q in enumerate(queries):
@@ -71,6 +76,7 @@ def main() -> None:
                     "products": len(r.products),
                     "intent_source": r.intent_source,
                     "replaced": r.grounding.get("ungrounded_replaced", 0),
+                    "llm_lines": r.grounding.get("checked_lines", 0),
                 }
             )
             print(f"{i + 1:>3}/{len(queries)} {r.timings}", flush=True)
@@ -104,6 +110,7 @@ def main() -> None:
         "first_turn_cold_cache_ms": rows[0]["total_ms"] if rows else None,
         "with_products_share": round(sum(1 for r in rows if r["products"]) / max(1, len(rows)), 3),
         "copy_lines_replaced": sum(r["replaced"] for r in rows),
+        "llm_copy_lines": sum(r.get("llm_lines", 0) for r in rows),
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -98,3 +98,54 @@ def test_refine_words_join_the_query():
     state = started(query="wireless earbuds")
     c = apply(state, ShoppingIntent(query="noise cancelling", relation=Relation.refine))
     assert c.query == "wireless earbuds noise cancelling"
+
+
+# -- direct edits of the parsed need (the UI's chips, `shopassist edit`) ----------------------------
+def test_removing_a_chip_drops_the_value_wherever_it_is():
+    from assistant.state import ConstraintEdit, Constraints, edit_constraints
+
+    c = Constraints(
+        query="牛仔裤 高腰", category="牛仔裤", required=["高腰", "女"], excluded=["破洞"], brands=["Levi's"]
+    )
+    e = edit_constraints(c, ConstraintEdit(remove=["高腰", "levi's", "破洞"]))
+    assert e.required == ["女"] and e.excluded == [] and e.brands == [] and e.query == "牛仔裤"
+    assert c.required == ["高腰", "女"]  # the old constraints are not modified
+
+
+def test_toggle_moves_a_value_between_must_have_and_excluded_and_adds_an_unset_one():
+    from assistant.state import ConstraintEdit, Constraints, edit_constraints
+
+    c = Constraints(query="羽绒服", required=["黑色"], excluded=["连帽"])
+    e = edit_constraints(c, ConstraintEdit(toggle=["黑色", "连帽", "加厚"]))
+    assert e.excluded == ["黑色"] and e.required == ["连帽", "加厚"]
+
+
+def test_price_edits_keep_a_consistent_range():
+    from assistant.state import ConstraintEdit, Constraints, edit_constraints
+
+    c = Constraints(query="鞋", price_min=100, price_max=300)
+    assert edit_constraints(c, ConstraintEdit(price_max=80)).model_dump(include={"price_min", "price_max"}) == {
+        "price_min": None,
+        "price_max": 80,
+    }
+    cleared = edit_constraints(c, ConstraintEdit(clear_price=True))
+    assert cleared.price_min is None and cleared.price_max is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"price_min": 300, "price_max": 100}, "above price_max"),
+        ({"clear_price": True, "price_max": 100}, "contradict"),
+        ({"require": ["黑色"], "exclude": ["黑色"]}, "both required and excluded"),
+        ({"price_max": -1}, "greater than or equal to 0"),
+        ({"colour": "red"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_an_inconsistent_edit_is_refused_with_the_reason(fields, message):
+    from pydantic import ValidationError
+
+    from assistant.state import ConstraintEdit
+
+    with pytest.raises(ValidationError, match=message):
+        ConstraintEdit(**fields)
