@@ -110,6 +110,7 @@ def run_dialogues(
     from assistant.agent import ShoppingAgent
     from assistant.grounding import GroundingChecker
     from assistant.state import SessionStore
+    from ranking.ranker import Ranker
     from retrieval import Catalog, ingest_file
     from retrieval.embedders import make_embedder
 
@@ -140,7 +141,8 @@ def run_dialogues(
                 report = ingest_file(catalog, path.parent / d["catalog"])
                 if report.rejected:
                     raise UsageError(f"{d['id']}: {report.rejected} catalog rows rejected: {report.rejects[0].reason}")
-            agent = ShoppingAgent(catalog, SessionStore(home / "sessions"), llm=llm)
+            # the product's configuration: the behaviour ranker with a fresh event log per dialogue
+            agent = ShoppingAgent(catalog, SessionStore(home / "sessions"), llm=llm, ranker=Ranker.open(catalog, home))
             checker = GroundingChecker(brands=agent.checker.brands, facet_values=agent.checker.facet_values)
             ok_all = True
             for i, turn in enumerate(d["turns"], 1):

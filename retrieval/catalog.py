@@ -407,6 +407,42 @@ class Catalog:
             return None
         return m.vectors[slot]
 
+    def vectors_for(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Main vectors of ``ids`` as rows (zeros where missing) and a mask of which exist."""
+        self.refresh()
+        m = self._mirror
+        if m.vectors is None or not ids:
+            return np.zeros((len(ids), self.embedder.dim if m.vectors is None else m.vectors.shape[1])), np.zeros(
+                len(ids), dtype=bool
+            )
+        slots = np.array([m.bm25.slot(i) if m.bm25.slot(i) is not None else -1 for i in ids], dtype=np.int64)
+        ok = slots >= 0
+        ok[ok] = m.has_vector[slots[ok]]
+        out = np.zeros((len(ids), m.vectors.shape[1]), dtype=np.float32)
+        out[ok] = m.vectors[slots[ok]]
+        return out, ok
+
+    def nearest(self, vector: np.ndarray, k: int, exclude: set[str] | None = None) -> list[tuple[str, float]]:
+        """The ``k`` live products whose main vector is closest (cosine) to ``vector``; exact."""
+        self.refresh()
+        m = self._mirror
+        if m.vectors is None:
+            return []
+        n = m.bm25.capacity
+        sims = m.vectors[:n] @ np.asarray(vector, dtype=np.float32)
+        sims[~(m.live[:n] & m.has_vector[:n])] = -np.inf
+        want = min(n, k + len(exclude or ()))
+        top = np.argpartition(-sims, want - 1)[:want] if want < n else np.arange(n)
+        out = []
+        for slot in top[np.argsort(-sims[top])]:
+            pid = m.bm25.slot_ids[slot]
+            if pid is None or not np.isfinite(sims[slot]) or (exclude and pid in exclude):
+                continue
+            out.append((pid, float(sims[slot])))
+            if len(out) == k:
+                break
+        return out
+
     def exact_dense(self, qvec: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """Cosine of ``qvec`` with the main vectors at ``slots`` (0 where a vector is missing)."""
         m = self._mirror

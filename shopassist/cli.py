@@ -386,6 +386,7 @@ def ask(
     """One turn of the shopping conversation SESSION."""
     from assistant.agent import ShoppingAgent
     from assistant.state import SessionStore
+    from ranking.ranker import Ranker
     from retrieval import Catalog, ingest_file
 
     cat = Catalog(settings)
@@ -396,7 +397,9 @@ def ask(
             f"The catalog under {settings.home} is empty: run `shopassist demo` once or `shopassist catalog ingest FILE`."
         )
     with _llm(llm_settings, settings) as llm:
-        agent = ShoppingAgent(cat, SessionStore(settings.home / "sessions"), llm=llm)
+        agent = ShoppingAgent(
+            cat, SessionStore(settings.home / "sessions"), llm=llm, ranker=Ranker.open(cat, settings.home)
+        )
         if as_json:
             _dump(agent.ask(session_id, message).public())
             return
@@ -410,6 +413,149 @@ def ask(
         click.echo(result.reply)
         if result.expansions:
             click.echo("refine: " + "  ".join(f"{f.value}({f.count})" for f in result.expansions), err=True)
+
+
+@main.command("event")
+@click.option("--session", "session_id", default=None, help="Session the event belongs to.")
+@click.option(
+    "--type",
+    "event_type",
+    type=click.Choice(["view", "click", "add_to_cart", "purchase", "dislike", "search"]),
+    default=None,
+    help="What the shopper did.",
+)
+@click.option("--product", "product_id", default=None, help="The product (every type but search).")
+@click.option("--query", default=None, help="The search text (type search).")
+@click.option(
+    "--file",
+    "events_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Append a JSONL file of events instead (session_id, type, product_id | query, ts).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common_options
+def event(
+    settings: Settings,
+    session_id: str | None,
+    event_type: str | None,
+    product_id: str | None,
+    query: str | None,
+    events_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Record behaviour events in the durable event log (the next ranking of the session uses them)."""
+    from ranking.events import SQLiteEventLog
+
+    rows: list[Any] = []
+    bad: list[tuple[int, str]] = []
+    if events_file is not None:
+        with open(events_file, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((line_no, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    bad.append((line_no, f"not JSON: {exc.msg}"))
+    elif session_id and event_type:
+        rows.append((1, {"session_id": session_id, "type": event_type, "product_id": product_id, "query": query}))
+    else:
+        raise UsageError("Give --session and --type (and --product or --query), or --file events.jsonl.")
+    with SQLiteEventLog(settings.home / "events.sqlite") as log:
+        result = log.append([r for _, r in rows])
+        total = len(log)
+    bad += [(rows[i][0], reason) for i, reason in result.rejected]
+    out = {
+        "accepted": len(result.accepted),
+        "rejected": [{"line": n, "reason": r} for n, r in sorted(bad)],
+        "last_seq": result.accepted[-1].seq if result.accepted else None,
+        "events_in_log": total,
+    }
+    if as_json:
+        _dump(out)
+    else:
+        click.echo(f"accepted {out['accepted']}, rejected {len(bad)} (log holds {total} events)")
+        for n, r in sorted(bad)[:20]:
+            click.echo(f"  line {n}: {r}", err=True)
+    if bad and not result.accepted:
+        raise SystemExit(1)
+
+
+@main.command("edit")
+@click.option("--session", "session_id", default="cli", show_default=True, help="Conversation id to edit.")
+@click.option("--remove", multiple=True, help="Drop this value (chip) wherever it is; repeatable.")
+@click.option("--require", multiple=True, help="Products must have this value; repeatable.")
+@click.option("--exclude", multiple=True, help="Products must not have this value; repeatable.")
+@click.option("--toggle", multiple=True, help="Move a value between must-have and excluded; repeatable.")
+@click.option("--price-min", type=float, default=None, help="New lower price bound.")
+@click.option("--price-max", type=float, default=None, help="New upper price bound.")
+@click.option("--clear-price", is_flag=True, help="Drop both price bounds.")
+@click.option("--category", default=None, help="New category.")
+@click.option("--clear-category", is_flag=True, help="Drop the category.")
+@click.option("--query", default=None, help="New search text.")
+@click.option("--show", is_flag=True, help="Only print the session's current constraints; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the turn as JSON (as `ask --json`).")
+@llm_options
+@common_options
+def edit(
+    settings: Settings,
+    llm_settings: Any,
+    session_id: str,
+    remove: tuple[str, ...],
+    require: tuple[str, ...],
+    exclude: tuple[str, ...],
+    toggle: tuple[str, ...],
+    price_min: float | None,
+    price_max: float | None,
+    clear_price: bool,
+    category: str | None,
+    clear_category: bool,
+    query: str | None,
+    show: bool,
+    as_json: bool,
+) -> None:
+    """Edit the parsed need of SESSION directly (what the UI's intent chips do) and search again."""
+    from pydantic import ValidationError
+
+    from assistant.agent import ShoppingAgent
+    from assistant.state import ConstraintEdit, SessionStore
+    from ranking.ranker import Ranker
+    from retrieval import Catalog
+
+    store = SessionStore(settings.home / "sessions")
+    if show:
+        _dump(store.load(session_id).constraints.model_dump(mode="json"))
+        return
+    try:
+        change = ConstraintEdit(
+            remove=list(remove),
+            require=list(require),
+            exclude=list(exclude),
+            toggle=list(toggle),
+            price_min=price_min,
+            price_max=price_max,
+            clear_price=clear_price,
+            category=category,
+            clear_category=clear_category,
+            query=query,
+        )
+    except ValidationError as exc:
+        raise UsageError(
+            "; ".join(f"{'.'.join(map(str, e['loc'])) or 'edit'}: {e['msg']}" for e in exc.errors())
+        ) from None
+    if change.is_empty():
+        raise UsageError("Nothing to edit: give --remove, --require, --exclude, --toggle, a price or a category.")
+    cat = Catalog(settings)
+    if len(cat) == 0:
+        raise UsageError(f"The catalog under {settings.home} is empty: run `shopassist demo` once or ingest one.")
+    with _llm(llm_settings, settings) as llm:
+        agent = ShoppingAgent(cat, store, llm=llm, ranker=Ranker.open(cat, settings.home))
+        result = agent.apply_edit(session_id, change)
+    if as_json:
+        _dump(result.public())
+        return
+    click.echo(result.reply)
 
 
 # -- eval ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -301,3 +302,56 @@ class Candidate(BaseModel):
             "dense_rank": self.dense_rank,
             "reasons": self.reasons,
         }
+
+
+class EventType(StrEnum):
+    view = "view"
+    click = "click"
+    add_to_cart = "add_to_cart"
+    purchase = "purchase"
+    dislike = "dislike"
+    search = "search"
+
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+MAX_CLOCK_SKEW_S = 300.0
+
+
+class Event(BaseModel):
+    """One thing a shopper did. ``search`` carries ``query``; every other type a ``product_id``.
+    ``ts`` is seconds since the epoch (now when absent); ``seq`` is given by the event log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str
+    type: EventType
+    product_id: str | None = Field(default=None, max_length=200)
+    query: str | None = Field(default=None, max_length=500)
+    ts: float | None = None
+    seq: int | None = None
+
+    @field_validator("session_id")
+    @classmethod
+    def _session_ok(cls, v: str) -> str:
+        if not SESSION_ID.match(v or ""):
+            raise ValueError("session_id must be 1-128 letters, digits or . _ : @ -")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> Event:
+        import time
+
+        if self.type == EventType.search:
+            if not (self.query or "").strip():
+                raise ValueError("a search event needs a non-empty query")
+            self.query = _SPACES.sub(" ", self.query or "").strip()
+        elif not (self.product_id or "").strip():
+            raise ValueError(f"a {self.type.value} event needs a product_id")
+        now = time.time()
+        if self.ts is None:
+            self.ts = now
+        elif not math.isfinite(self.ts) or self.ts < 0:
+            raise ValueError("ts must be a finite, non-negative number of seconds since the epoch")
+        elif self.ts > now + MAX_CLOCK_SKEW_S:
+            raise ValueError(f"ts {self.ts:.0f} is in the future (now {now:.0f})")
+        return self

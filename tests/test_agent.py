@@ -54,6 +54,23 @@ def test_nothing_matching_is_said_honestly_with_the_nearest_relaxation(agent):
     assert "没有找到" in result.reply and "最低" in result.reply
 
 
+def test_editing_the_parsed_need_searches_again_without_parsing(agent):
+    from assistant.state import ConstraintEdit
+
+    first = agent.ask("s4", "女士牛仔裤 200以内 不要破洞")
+    assert first.constraints["excluded"] == ["破洞"]
+    events = list(agent.edit("s4", ConstraintEdit(remove=["破洞"], price_max=160)))
+    assert [e.type for e in events][:3] == ["intent", "products", "expansions"]
+    edited = events[-1].data
+    assert edited.intent_source == "edit" and edited.message.startswith("[edit]")
+    assert "破洞" not in edited.constraints.get("excluded", []) and edited.constraints["price_max"] == 160
+    assert edited.products and all(agent.catalog.get(i).price <= 160 for i in edited.products)
+    assert any("破洞" in agent.catalog.get(i).title for i in edited.products)  # the removed exclusion is gone
+    # the edit persists: the next message refines the edited need
+    follow = agent.ask("s4", "不要黑色的")
+    assert follow.constraints["price_max"] == 160 and follow.constraints["excluded"] == ["黑色"]
+
+
 @pytest.mark.slow
 def test_the_dialogue_suite_passes_without_the_llm(settings):
     """The rules-only floor: the LLM may add understanding, the product must not need it."""

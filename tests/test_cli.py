@@ -53,3 +53,19 @@ def test_usage_errors_exit_2_with_a_message(run, tmp_path):
     assert res.exit_code == 2 and "above max_price" in res.stderr
     res = run("search", "x")
     assert res.exit_code == 2 and "catalog ingest" in res.stderr
+
+
+def test_ask_then_edit_the_parsed_need_from_the_command_line(run, sample_file):
+    assert run("catalog", "ingest", str(sample_file)).exit_code == 0
+    first = run("ask", "running shoes", "--session", "e1", "--no-llm", "--json")
+    assert first.exit_code == 0, first.stderr
+    res = run("edit", "--session", "e1", "--price-max", "50", "--no-llm", "--json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["intent"]["price_max"] == 50
+    shown = run("edit", "--session", "e1", "--show")
+    assert json.loads(shown.stdout)["price_max"] == 50
+    bad = run("edit", "--session", "e1", "--price-min", "90", "--price-max", "10", "--no-llm")
+    assert bad.exit_code == 2 and "above price_max" in bad.stderr
+    empty = run("edit", "--session", "e1", "--no-llm")
+    assert empty.exit_code == 2 and "Nothing to edit" in empty.stderr

@@ -1,0 +1,315 @@
+"""The embedding ranker: retrieval candidates re-scored with what this shopper and all shoppers did.
+
+The product's seed design was ``R = w1·interest + w2·similarity``. Generalised, every candidate
+gets a linear score over features that are each put on a comparable scale within the candidate
+list::
+
+    R = w_text·text            retrieval score, z-scored over the candidates
+      + w_interest·interest    shared knowledge: transitions/co-occurrence from the session's items
+      + w_similarity·similarity  content (embedding) similarity to the session's items, interest-weighted
+      + w_query·query          items shoppers clicked/carted after this same query
+      + w_popularity·popularity  decayed event counts, log-scaled; for a cold item, borrowed from
+                                 its content neighbours among warm items
+      + w_exploration·exploration  a bonus for items with little exposure (new products get seen)
+      - w_dislike·dislike      similarity to items the shopper rejected ("not this" and near-duplicates)
+      - w_stock·out_of_stock
+
+Weights (``RankingWeights``) are documented with how they were chosen; ``ranking/tune.py``
+re-fits them on a log. The list is then diversified by MMR over the product embeddings
+(``mmr_lambda``), so the top of the list is not five near-duplicates. Each result carries the
+reasons whose contribution moved it most, for the UI's "why this".
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ranking.events import AppendResult, EventLog, SQLiteEventLog
+from ranking.knowledge import SharedKnowledge
+from ranking.session import SessionProfile, SessionTracker
+from shopassist.models import Candidate, Event, EventType, Product
+
+
+class RankingWeights(BaseModel):
+    """Feature weights. Text relevance is the unit; the behaviour weights were fitted by
+    ``ranking/tune.py`` (see its docstring and ``benchmarks/results/ranking-*.json``)."""
+
+    text: float = 1.0
+    interest: float = 1.2
+    similarity: float = 1.5
+    query: float = 0.8
+    popularity: float = 0.3
+    exploration: float = 0.2
+    dislike: float = 3.0
+    stock: float = 2.0
+    mmr_lambda: float = Field(default=0.8, ge=0.0, le=1.0)
+
+
+FEATURES = ("text", "interest", "similarity", "query", "popularity", "exploration", "dislike", "stock")
+NEAR_DUPLICATE = 0.9  # cosine above which a product counts as a near-duplicate of a disliked one
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    if len(values) < 2:
+        return np.zeros_like(values)
+    sd = float(values.std())
+    return (values - values.mean()) / sd if sd > 1e-9 else np.zeros_like(values)
+
+
+def _scaled(values: np.ndarray) -> np.ndarray:
+    top = float(values.max()) if len(values) else 0.0
+    return values / top if top > 0 else np.zeros_like(values)
+
+
+class Ranker:
+    """Re-ranks candidates for a session; owns the event log, live sessions and shared knowledge.
+
+    ``catalog`` needs ``vectors_for(ids)``, ``nearest(vector, k, exclude)`` and ``get(id)``
+    (``retrieval.Catalog``). Events go through ``record``: written to the log first (durable),
+    then applied to the session and the shared knowledge, so the next ``rank`` sees them.
+    """
+
+    def __init__(
+        self,
+        catalog: Any,
+        log: EventLog | None = None,
+        weights: RankingWeights | None = None,
+        knowledge: SharedKnowledge | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.log = log
+        self.weights = weights or RankingWeights()
+        self.knowledge = knowledge or SharedKnowledge()
+        self.sessions = SessionTracker(log)
+        self._lock = threading.Lock()
+        if log is not None:  # the shared knowledge is rebuilt by replaying the whole log
+            self.knowledge.observe_all(log.replay())
+
+    @classmethod
+    def open(cls, catalog: Any, home: Path | str, weights: RankingWeights | None = None) -> Ranker:
+        return cls(catalog, SQLiteEventLog(Path(home) / "events.sqlite"), weights)
+
+    # -- events --------------------------------------------------------------------------------
+    def record(self, events: Iterable[Event | Mapping[str, Any]]) -> AppendResult:
+        """Validate, write durably, then apply. Invalid events are returned with their reasons."""
+        events = list(events)
+        if self.log is not None:
+            result = self.log.append(events)
+        else:
+            from ranking.events import validate_event
+
+            result = AppendResult()
+            for i, raw in enumerate(events):
+                try:
+                    result.accepted.append(validate_event(raw))
+                except ValueError as exc:
+                    result.rejected.append((i, str(exc)))
+        with self._lock:
+            for e in result.accepted:
+                self.sessions.observe(e)
+                self.knowledge.observe(e)
+        return result
+
+    def catch_up(self) -> int:
+        """Apply events other processes appended to the log since this process last looked."""
+        if self.log is None:
+            return 0
+        with self._lock:
+            return self.knowledge.observe_all(self.log.replay(self.knowledge.last_seq))
+
+    def profile(self, session_id: str) -> SessionProfile:
+        return self.sessions.profile(session_id)
+
+    # -- ranking -------------------------------------------------------------------------------
+    def features(
+        self, candidates: Sequence[Candidate], profile: SessionProfile, query: str | None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        ids = [c.product.id for c in candidates]
+        n = len(ids)
+        vecs, has = self.catalog.vectors_for(ids)
+        f: dict[str, np.ndarray] = {}
+        f["text"] = _z(np.array([c.score for c in candidates], dtype=np.float64))
+
+        interests = profile.top_interests(20)
+        if interests:
+            next_scores = self.knowledge.next_scores(
+                [i for i, _ in reversed(interests)], [w for _, w in reversed(interests)]
+            )
+            f["interest"] = _scaled(np.log1p(np.array([next_scores.get(i, 0.0) for i in ids]) * 100))
+            ivecs, ihas = self.catalog.vectors_for([i for i, _ in interests])
+            w = np.array([wt for _, wt in interests], dtype=np.float64) * ihas
+            if w.sum() > 0:
+                sims = vecs @ ivecs[ihas].T  # (n, k)
+                weights = w[ihas] / w[ihas].sum()
+                f["similarity"] = (sims * weights).sum(axis=1) + 0.5 * sims.max(axis=1)
+                f["similarity"] = np.where(has, f["similarity"] - f["similarity"][has].mean(), 0.0)
+            else:
+                f["similarity"] = np.zeros(n)
+        else:
+            f["interest"] = np.zeros(n)
+            f["similarity"] = np.zeros(n)
+
+        q = self.knowledge.query_scores(query)
+        f["query"] = _scaled(np.array([q.get(i, 0.0) for i in ids]))
+        pops = np.array([self._popularity(i, vecs[k], has[k]) for k, i in enumerate(ids)])
+        f["popularity"] = _scaled(np.log1p(pops))
+        exposure = np.array([self.knowledge.exposure.get(i, 0) for i in ids], dtype=np.float64)
+        f["exploration"] = 1.0 / np.sqrt(1.0 + exposure)
+
+        if profile.disliked:
+            dvecs, dhas = self.catalog.vectors_for(profile.disliked[-20:])
+            if dhas.any():
+                dsim = (vecs @ dvecs[dhas].T).max(axis=1)
+                f["dislike"] = np.where(has, np.clip((dsim - 0.5) / (NEAR_DUPLICATE - 0.5), 0.0, 1.5), 0.0)
+            else:
+                f["dislike"] = np.zeros(n)
+        else:
+            f["dislike"] = np.zeros(n)
+        f["stock"] = np.array(
+            [1.0 if c.product.stock is not None and c.product.stock <= 0 else 0.0 for c in candidates]
+        )
+        return f, vecs
+
+    def _popularity(self, item: str, vec: np.ndarray, has: bool) -> float:
+        kn = self.knowledge
+        if kn.is_warm(item) or not has or not kn.popular.value:
+            return kn.popularity(item)
+        # a cold product borrows a damped popularity from its closest warm neighbours
+        neighbours = [(pid, s) for pid, s in self.catalog.nearest(vec, 10, exclude={item}) if kn.is_warm(pid)]
+        if not neighbours:
+            return 0.0
+        return 0.5 * sum(max(s, 0.0) * kn.popularity(pid) for pid, s in neighbours) / len(neighbours)
+
+    def score(
+        self, candidates: Sequence[Candidate], profile: SessionProfile, query: str | None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        f, vecs = self.features(candidates, profile, query)
+        w = self.weights
+        total = (
+            w.text * f["text"]
+            + w.interest * f["interest"]
+            + w.similarity * f["similarity"]
+            + w.query * f["query"]
+            + w.popularity * f["popularity"]
+            + w.exploration * f["exploration"]
+            - w.dislike * f["dislike"]
+            - w.stock * f["stock"]
+        )
+        return total, f, vecs
+
+    def rank(
+        self, session_id: str | None, candidates: Sequence[Candidate], query: str | None = None, k: int | None = None
+    ) -> list[Candidate]:
+        """The candidates re-ordered for this session, diversified, each with its reasons."""
+        if not candidates:
+            return []
+        profile = self.profile(session_id) if session_id else SessionProfile("_anonymous")
+        disliked = set(profile.disliked)
+        pool = [c for c in candidates if c.product.id not in disliked]
+        if not pool:
+            return []
+        total, f, vecs = self.score(pool, profile, query)
+        order = self._mmr(total, vecs, min(k or len(pool), len(pool)))
+        out = []
+        for idx in order:
+            c = pool[idx]
+            reasons = self._reasons(idx, f, c.product, profile, query)
+            out.append(c.model_copy(update={"score": float(total[idx]), "reasons": [*c.reasons, *reasons]}))
+        return out
+
+    def _mmr(self, scores: np.ndarray, vecs: np.ndarray, k: int) -> list[int]:
+        lam = self.weights.mmr_lambda
+        n = len(scores)
+        if lam >= 1.0 or n <= 1:
+            return list(np.argsort(-scores, kind="stable")[:k])
+        # relevance on a 0..1 scale so it trades against cosine similarity
+        rel = (scores - scores.min()) / (scores.max() - scores.min() + 1e-9)
+        sims = vecs @ vecs.T
+        chosen: list[int] = []
+        max_sim = np.full(n, -np.inf)
+        remaining = np.ones(n, dtype=bool)
+        for _ in range(k):
+            penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
+            mmr = lam * rel - (1 - lam) * penalty
+            mmr[~remaining] = -np.inf
+            pick = int(np.argmax(mmr))
+            chosen.append(pick)
+            remaining[pick] = False
+            max_sim = np.maximum(max_sim, sims[pick])
+        return chosen
+
+    def _reasons(
+        self, idx: int, f: dict[str, np.ndarray], product: Product, profile: SessionProfile, query: str | None
+    ) -> list[str]:
+        # what moved it: a feature's contribution above that feature's mean over the candidates
+        w = self.weights
+        contrib = {
+            name: getattr(w, name) * float(f[name][idx] - f[name].mean())
+            for name in ("interest", "similarity", "query", "popularity", "exploration")
+        }
+        reasons = []
+        if f["text"][idx] > 0.5:
+            reasons.append(f"matches your search{f' “{query}”' if query else ''}")
+        for name, value in sorted(contrib.items(), key=lambda kv: -kv[1]):
+            if value < 0.05:
+                continue
+            if name == "interest" and profile.order:
+                reasons.append("shoppers who viewed what you viewed also chose this")
+            elif name == "similarity" and profile.order:
+                last = self.catalog.get(profile.order[-1])
+                reasons.append(
+                    f"similar to {last.title[:30]!r}, which you looked at" if last else "similar to your picks"
+                )
+            elif name == "query":
+                reasons.append("often chosen after this search")
+            elif name == "popularity":
+                reasons.append("popular with shoppers" if self.knowledge.is_warm(product.id) else "like popular items")
+            elif name == "exploration":
+                reasons.append("new: few shoppers have seen it yet")
+        if f["stock"][idx] > 0:
+            reasons.append("out of stock")
+        return reasons[:3]
+
+    # -- cold start ----------------------------------------------------------------------------
+    def recommend(self, session_id: str | None, k: int = 10, allowed: Iterable[str] | None = None) -> list[str]:
+        """Items for a session with no query: next-item statistics from its items, then content
+        neighbours of its items, then trending and popular items (a new shopper's cold start)."""
+        profile = self.profile(session_id) if session_id else SessionProfile("_anonymous")
+        allowed_set = set(allowed) if allowed is not None else None
+        seen = set(profile.interest) | set(profile.disliked)
+        out: list[str] = []
+
+        def take(items: Iterable[str]) -> None:
+            for i in items:
+                if len(out) >= k:
+                    return
+                fits = i not in seen and i not in out and (allowed_set is None or i in allowed_set)
+                if fits and self.catalog.get(i) is not None:
+                    out.append(i)
+
+        interests = profile.top_interests(20)
+        if interests:
+            nxt = self.knowledge.next_scores([i for i, _ in reversed(interests)], [w for _, w in reversed(interests)])
+            take(heapq.nlargest(k * 3, nxt, key=nxt.__getitem__))
+            vecs, has = self.catalog.vectors_for([i for i, _ in interests[:3]])
+            for v, h in zip(vecs, has, strict=True):
+                if h:
+                    take(pid for pid, _ in self.catalog.nearest(v, k, exclude=seen))
+        take(self.knowledge.trending_items(k * 3, allowed=allowed_set))
+        take(self.knowledge.popular_items(k * 3, allowed=allowed_set))
+        return out
+
+
+def known_event_types() -> list[str]:
+    return [t.value for t in EventType]
+
+
+def weights_table(weights: RankingWeights) -> list[tuple[str, float]]:
+    return [(name, getattr(weights, name)) for name in FEATURES]

@@ -1,0 +1,176 @@
+"""Real-time ranking on real components (catalog, USE vectors, SQLite event log): an event
+changes the very next ranking of its session; what all shoppers did helps a cold session; bad
+events are refused with a reason and good ones are never lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ranking.events import SQLiteEventLog
+from ranking.knowledge import SharedKnowledge
+from ranking.ranker import Ranker, RankingWeights
+from shopassist.models import Candidate, Event
+
+pytestmark = pytest.mark.integration
+
+
+def ev(session, type_, product=None, query=None, ts=None):
+    return {"session_id": session, "type": type_, "product_id": product, "query": query, "ts": ts}
+
+
+@pytest.fixture()
+def ranker(loaded_catalog, settings):
+    return Ranker.open(loaded_catalog, settings.home)
+
+
+def flat(catalog, ids):
+    """Candidates with equal text scores, so only behaviour decides the order."""
+    return [Candidate(product=catalog.get(i), score=1.0) for i in ids]
+
+
+# -- the event log ---------------------------------------------------------------------------------
+def test_malformed_events_are_refused_with_reasons_and_good_ones_land(tmp_path):
+    with SQLiteEventLog(tmp_path / "events.sqlite") as log:
+        result = log.append(
+            [
+                ev("s1", "click", "j1"),
+                ev("s1", "click"),  # no product
+                ev("s1", "search"),  # no query
+                {"session_id": "s 1", "type": "click", "product_id": "j1"},  # bad session id
+                {"session_id": "s1", "type": "teleport", "product_id": "j1"},
+                ev("s1", "add_to_cart", "j2", ts=4e12),  # far in the future
+                ev("s1", "search", query="牛仔裤"),
+            ]
+        )
+        assert [e.seq for e in result.accepted] == [1, 2]
+        reasons = dict(result.rejected)
+        assert set(reasons) == {1, 2, 3, 4, 5}
+        assert "needs a product_id" in reasons[1] and "non-empty query" in reasons[2]
+        assert "session_id" in reasons[3] and "type" in reasons[4] and "future" in reasons[5]
+        assert [e.type.value for e in log.replay()] == ["click", "search"]
+
+
+def test_accepted_events_survive_a_killed_writer(tmp_path):
+    path = tmp_path / "events.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from ranking.events import SQLiteEventLog
+        log = SQLiteEventLog({str(path)!r})
+        i = 0
+        while True:
+            r = log.append([{{"session_id": "k", "type": "click", "product_id": f"p{{i}}"}}])
+            print(r.accepted[0].seq, flush=True)
+            i += 1
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    acknowledged = [int(proc.stdout.readline()) for _ in range(200)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with SQLiteEventLog(path) as log:
+        stored = {e.seq for e in log.replay()}
+    assert set(acknowledged) <= stored
+
+
+# -- the session's next ranking --------------------------------------------------------------------
+def test_a_click_pulls_similar_items_up_in_the_very_next_ranking(ranker, loaded_catalog):
+    pool = flat(loaded_catalog, ["s1", "b3", "m1", "j4", "b2", "j3"])
+    before = [c.product.id for c in ranker.rank("shopper", pool)]
+    ranker.record([ev("shopper", "click", "j1")])  # high-waist women's jeans
+    after = ranker.rank("shopper", pool)
+    ids = [c.product.id for c in after]
+    assert before[0] != "j4" and ids[0] == "j4"  # the other in-stock jeans now lead
+    assert any("similar to" in r or "viewed" in r for r in after[0].reasons)
+
+
+def test_not_this_drops_the_item_and_pushes_near_duplicates_down(ranker, loaded_catalog):
+    pool = flat(loaded_catalog, ["b1", "b2", "b4", "b3", "s1"])
+    ranker.record([ev("s2", "dislike", "b1")])
+    ids = [c.product.id for c in ranker.rank("s2", pool)]
+    assert "b1" not in ids
+    # another waterproof brown boot is the nearest duplicate: it falls behind unrelated items
+    assert ids.index("b4") > ids.index("s1")
+
+
+def test_a_new_query_shifts_interest_without_erasing_it(ranker):
+    ranker.record([ev("s3", "click", "j1"), ev("s3", "add_to_cart", "j1")])
+    before = ranker.profile("s3").interest["j1"]
+    ranker.record([ev("s3", "search", query="hiking boots"), ev("s3", "click", "b2")])
+    profile = ranker.profile("s3")
+    assert 0 < profile.interest["j1"] < before
+    assert profile.top_interests(1)[0][0] in {"b2", "j1"} and "b2" in profile.interest
+
+
+def test_an_event_written_by_another_process_changes_this_processs_next_ranking(ranker, loaded_catalog, settings):
+    pool = flat(loaded_catalog, ["b1", "b2", "b4"])
+    ranker.rank("s4", pool)
+    with SQLiteEventLog(settings.home / "events.sqlite") as other:  # a second writer, as another process would
+        other.append([ev("s4", "dislike", "b2")])
+    assert "b2" not in [c.product.id for c in ranker.rank("s4", pool)]
+
+
+# -- shared knowledge and cold start -----------------------------------------------------------------
+def test_what_other_shoppers_did_helps_a_new_session(ranker, loaded_catalog):
+    # many shoppers went from the face cream to the mascara
+    for k in range(5):
+        ranker.record([ev(f"o{k}", "click", "s1"), ev(f"o{k}", "click", "m1")])
+    pool = flat(loaded_catalog, ["b3", "j2", "m1", "b1"])
+    ranker.record([ev("fresh", "click", "s1")])
+    ranked = ranker.rank("fresh", pool)
+    assert ranked[0].product.id == "m1"
+    assert any("also chose" in r for r in ranked[0].reasons)
+    # a shopper with no events at all gets what is popular and trending
+    assert ranker.recommend("nobody", k=2)[0] in {"m1", "s1"}
+
+
+def test_query_to_item_knowledge_learned_from_other_sessions(ranker, loaded_catalog):
+    for k in range(3):
+        ranker.record([ev(f"q{k}", "search", query="Boots"), ev(f"q{k}", "add_to_cart", "b4")])
+    ranked = ranker.rank("newbie", flat(loaded_catalog, ["b1", "b2", "b4"]), query="boots")
+    assert ranked[0].product.id == "b4" and "often chosen after this search" in ranked[0].reasons
+
+
+def test_a_new_product_borrows_popularity_from_warm_neighbours_and_gets_exposure(ranker, loaded_catalog):
+    from shopassist.models import Product
+
+    for k in range(4):
+        ranker.record([ev(f"w{k}", "purchase", "b2")])
+    loaded_catalog.upsert(
+        [Product(id="b9", title="Waterproof Hiking Boots for Women, Dark Grey", price=99, currency="USD", stock=5)]
+    )
+    assert ranker._popularity("b9", *[x[0] for x in loaded_catalog.vectors_for(["b9"])]) > 0
+    ranked = ranker.rank("cold", flat(loaded_catalog, ["j4", "s1", "b9"]))
+    assert ranked[0].product.id == "b9"
+    assert any("new" in r or "popular" in r for r in ranked[0].reasons)
+
+
+def test_knowledge_rebuilt_by_replaying_the_log_matches_the_live_one(ranker, loaded_catalog, settings):
+    for k in range(3):
+        ranker.record([ev(f"r{k}", "click", "j1"), ev(f"r{k}", "click", "j3"), ev(f"r{k}", "purchase", "j3")])
+    fresh = Ranker.open(loaded_catalog, settings.home)
+    assert fresh.knowledge.transitions == ranker.knowledge.transitions
+    assert fresh.knowledge.stats() == ranker.knowledge.stats()
+
+
+def test_results_are_diversified_so_near_duplicates_do_not_fill_the_top(loaded_catalog):
+    pool = flat(loaded_catalog, ["b1", "b2", "b4", "s1", "m1"])
+    plain = Ranker(loaded_catalog, weights=RankingWeights(mmr_lambda=1.0)).rank(None, pool)
+    diverse = Ranker(loaded_catalog, weights=RankingWeights(mmr_lambda=0.3)).rank(None, pool)
+    boots = {"b1", "b2", "b4"}
+    assert sum(c.product.id in boots for c in plain[:3]) == 3
+    assert sum(c.product.id in boots for c in diverse[:3]) < 3
+
+
+def test_offline_sessions_teach_transitions():
+    kn = SharedKnowledge()
+    kn.learn_sessions([["a", "b", "c"], ["a", "b"], ["x", "a", "c"]])
+    scores = kn.next_scores(["a"])
+    assert max(scores, key=scores.__getitem__) == "b"
+    assert Event(session_id="s", type="click", product_id="p").ts is not None
