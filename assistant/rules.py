@@ -386,7 +386,7 @@ _SPLIT_EN = re.compile(r"\bor\b|\bnor\b|/|&")
 _STRIP_ZH = re.compile(r"^(?:太|那么|这么|这种|那种|任何|有|带|含|是|要)+|(?:的|那种|这种|之类的?|系列|一类)+$")
 _STRIP_EN = re.compile(
     r"^(?:(?:a|an|the|any|anything|too|so|very|more|in|made of|with)\s+)+|"
-    r"(?:\s+(?:ones?|stuff|items?|products?|please|colou?r(?:ed)?|brand|thanks|at all))+$"
+    r"(?:\s+(?:ones?|stuff|items?|products?|please|colou?r(?:ed)?|brand|thanks|at all|either|too|as well|anymore))+$"
 )
 _NEG_PRICE_CHEAPER = re.compile(r"^(?:太|很|那么)?贵$|^(?:too |very |so )?(?:expensive|pricey|costly)$")
 _NEG_PRICE_PRICIER = re.compile(r"^(?:太|很)?便宜$|^(?:too |very |so )?cheap$")

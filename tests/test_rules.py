@@ -66,6 +66,11 @@ def test_waterproof_hiking_boots_under_100_not_brown(facets: FacetIndex):
     assert r.language == "en"
 
 
+@pytest.mark.parametrize(("message", "excluded"), [("not brown either", ["brown"]), ("no leather too", ["leather"])])
+def test_a_trailing_either_or_too_is_not_part_of_the_exclusion(message, excluded):
+    assert parse_rules(message).excluded == excluded
+
+
 def test_the_same_messages_without_a_catalog():
     zh = parse_rules("牛仔裤女 便宜点的 不要破洞")
     assert (zh.category, zh.required, zh.excluded, zh.price_change) == ("牛仔裤", ["女"], ["破洞"], PriceChange.cheaper)
