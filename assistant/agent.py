@@ -506,6 +506,9 @@ class ShoppingAgent:
             if intent.relation in (Relation.compare, Relation.pick):
                 refs = self._referenced(intent, state)
                 if refs:
+                    if self.ranker is not None and intent.relation == Relation.pick:
+                        # asking about a shown product is interest in it: a click for the ranker
+                        self.ranker.record([{"session_id": session_id, "type": "click", "product_id": refs[0].id}])
                     return constraints, refs, None
             outcome = self.search(constraints, state.disliked, session_id)
             return constraints, [c.product for c in outcome.candidates], outcome

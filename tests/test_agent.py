@@ -79,3 +79,20 @@ def test_the_dialogue_suite_passes_without_the_llm(settings):
     assert result["grounding"]["ungrounded_products_shown"] == 0
     assert result["grounding"]["ungrounded_prices_shown"] == 0
     assert result["grounding"]["ungrounded_lines_shown"] == 0
+
+
+def test_with_the_ranker_not_this_and_asking_about_a_product_are_behaviour(settings, use_embedder):
+    from ranking.ranker import Ranker
+
+    catalog = Catalog(settings, embedder=use_embedder)
+    ingest_file(catalog, APPAREL)
+    ranker = Ranker.open(catalog, settings.home)
+    agent = ShoppingAgent(catalog, SessionStore(settings.home / "sessions"), ranker=ranker)
+    shown = agent.ask("r1", "羽绒服").products
+    assert agent.tools.call("record_feedback", {"session_id": "r1", "product_id": shown[0], "event": "dislike"}).ok
+    assert ranker.profile("r1").disliked == [shown[0]]
+    again = agent.ask("r1", "羽绒服")
+    assert shown[0] not in again.products
+    agent.ask("r1", "第二个详细说说")
+    assert again.products[1] in ranker.profile("r1").interest  # asking about it counts as a click
+    assert [e.type.value for e in ranker.log.session("r1")][:2] == ["search", "dislike"]
