@@ -53,6 +53,7 @@ class RankingWeights(BaseModel):
 
 
 FEATURES = ("text", "interest", "similarity", "query", "popularity", "exploration", "dislike", "stock")
+WARM_REFERENCE = 500  # popular items a cold item's popularity is borrowed from
 NEAR_DUPLICATE = 0.9  # cosine above which a product counts as a near-duplicate of a disliked one
 
 
@@ -89,6 +90,7 @@ class Ranker:
         self.knowledge = knowledge or SharedKnowledge()
         self.sessions = SessionTracker(log)
         self._lock = threading.Lock()
+        self._warm_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
         if log is not None:  # the shared knowledge is rebuilt by replaying the whole log
             self.knowledge.observe_all(log.replay())
 
@@ -158,8 +160,7 @@ class Ranker:
 
         q = self.knowledge.query_scores(query)
         f["query"] = _scaled(np.array([q.get(i, 0.0) for i in ids]))
-        pops = np.array([self._popularity(i, vecs[k], has[k]) for k, i in enumerate(ids)])
-        f["popularity"] = _scaled(np.log1p(pops))
+        f["popularity"] = _scaled(np.log1p(self.popularities(ids, vecs, has)))
         exposure = np.array([self.knowledge.exposure.get(i, 0) for i in ids], dtype=np.float64)
         f["exploration"] = 1.0 / np.sqrt(1.0 + exposure)
 
@@ -177,15 +178,35 @@ class Ranker:
         )
         return f, vecs
 
-    def _popularity(self, item: str, vec: np.ndarray, has: bool) -> float:
+    def _warm_reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors and popularity of the most popular warm items (cached; refreshed every 200
+        events), which cold items borrow popularity from by content similarity."""
         kn = self.knowledge
-        if kn.is_warm(item) or not has or not kn.popular.value:
-            return kn.popularity(item)
-        # a cold product borrows a damped popularity from its closest warm neighbours
-        neighbours = [(pid, s) for pid, s in self.catalog.nearest(vec, 10, exclude={item}) if kn.is_warm(pid)]
-        if not neighbours:
-            return 0.0
-        return 0.5 * sum(max(s, 0.0) * kn.popularity(pid) for pid, s in neighbours) / len(neighbours)
+        version = (kn.events_seen // 200, len(kn.popular.value))
+        if self._warm_cache is None or self._warm_cache[0] != version:
+            top = kn.popular.top(WARM_REFERENCE, kn.last_ts)
+            vecs, has = self.catalog.vectors_for([i for i, _ in top])
+            pops = np.array([v for _, v in top], dtype=np.float64)
+            self._warm_cache = (version, vecs[has], pops[has])
+        return self._warm_cache[1], self._warm_cache[2]
+
+    def popularities(self, ids: Sequence[str], vecs: np.ndarray, has: np.ndarray) -> np.ndarray:
+        """Decayed event counts; a cold item (no events yet) borrows a damped popularity from its
+        10 most similar warm items, so a new product is not stuck at zero."""
+        kn = self.knowledge
+        pops = np.array(kn.popular.get_many(ids, kn.last_ts), dtype=np.float64)
+        warm = np.array([kn.is_warm(i) for i in ids], dtype=bool)
+        pops[~warm] = np.nan
+        cold = ~warm & has
+        if cold.any():
+            ref, ref_pop = self._warm_reference()
+            if len(ref):
+                sims = vecs[cold] @ ref.T
+                k = min(10, len(ref))
+                top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                near = np.take_along_axis(sims, top, axis=1).clip(0.0, None)
+                pops[cold] = 0.5 * (near * ref_pop[top]).mean(axis=1)
+        return np.nan_to_num(pops, nan=0.0)
 
     def score(
         self, candidates: Sequence[Candidate], profile: SessionProfile, query: str | None
@@ -217,10 +238,11 @@ class Ranker:
             return []
         total, f, vecs = self.score(pool, profile, query)
         order = self._mmr(total, vecs, min(k or len(pool), len(pool)))
+        means = {name: float(v.mean()) for name, v in f.items()}
         out = []
         for idx in order:
             c = pool[idx]
-            reasons = self._reasons(idx, f, c.product, profile, query)
+            reasons = self._reasons(idx, f, means, c.product, profile, query)
             out.append(c.model_copy(update={"score": float(total[idx]), "reasons": [*c.reasons, *reasons]}))
         return out
 
@@ -231,7 +253,7 @@ class Ranker:
             return list(np.argsort(-scores, kind="stable")[:k])
         # relevance on a 0..1 scale so it trades against cosine similarity
         rel = (scores - scores.min()) / (scores.max() - scores.min() + 1e-9)
-        sims = vecs @ vecs.T
+        # one matrix-vector product per pick (k x n similarities, not n x n)
         chosen: list[int] = []
         max_sim = np.full(n, -np.inf)
         remaining = np.ones(n, dtype=bool)
@@ -242,16 +264,22 @@ class Ranker:
             pick = int(np.argmax(mmr))
             chosen.append(pick)
             remaining[pick] = False
-            max_sim = np.maximum(max_sim, sims[pick])
+            max_sim = np.maximum(max_sim, vecs @ vecs[pick])
         return chosen
 
     def _reasons(
-        self, idx: int, f: dict[str, np.ndarray], product: Product, profile: SessionProfile, query: str | None
+        self,
+        idx: int,
+        f: dict[str, np.ndarray],
+        means: dict[str, float],
+        product: Product,
+        profile: SessionProfile,
+        query: str | None,
     ) -> list[str]:
         # what moved it: a feature's contribution above that feature's mean over the candidates
         w = self.weights
         contrib = {
-            name: getattr(w, name) * float(f[name][idx] - f[name].mean())
+            name: getattr(w, name) * float(f[name][idx] - means[name])
             for name in ("interest", "similarity", "query", "popularity", "exploration")
         }
         reasons = []

@@ -415,7 +415,8 @@ class Catalog:
             return np.zeros((len(ids), self.embedder.dim if m.vectors is None else m.vectors.shape[1])), np.zeros(
                 len(ids), dtype=bool
             )
-        slots = np.array([m.bm25.slot(i) if m.bm25.slot(i) is not None else -1 for i in ids], dtype=np.int64)
+        slot_of = m.bm25.slot
+        slots = np.array([-1 if (x := slot_of(i)) is None else x for i in ids], dtype=np.int64)
         ok = slots >= 0
         ok[ok] = m.has_vector[slots[ok]]
         out = np.zeros((len(ids), m.vectors.shape[1]), dtype=np.float32)
