@@ -69,3 +69,24 @@ def test_ask_then_edit_the_parsed_need_from_the_command_line(run, sample_file):
     assert bad.exit_code == 2 and "above price_max" in bad.stderr
     empty = run("edit", "--session", "e1", "--no-llm")
     assert empty.exit_code == 2 and "Nothing to edit" in empty.stderr
+
+
+def test_events_from_the_command_line_and_a_file_with_bad_lines(run, tmp_path):
+    ok = run("event", "--session", "c1", "--type", "click", "--product", "j1", "--json")
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["accepted"] == 1
+    bad = run("event", "--session", "c1", "--type", "click", "--json")
+    assert bad.exit_code == 1 and "needs a product_id" in bad.stdout
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"session_id": "c2", "type": "search", "query": "boots"}\n'
+        "not json\n"
+        '{"session_id": "c2", "type": "add_to_cart", "product_id": "b1"}\n'
+        '{"session_id": "c2", "type": "wish", "product_id": "b1"}\n',
+        encoding="utf-8",
+    )
+    res = run("event", "--file", str(events), "--json")
+    out = json.loads(res.stdout)
+    assert res.exit_code == 0 and out["accepted"] == 2 and out["events_in_log"] == 3
+    assert [r["line"] for r in out["rejected"]] == [2, 4] and "not JSON" in out["rejected"][0]["reason"]
+    assert run("event").exit_code == 2
