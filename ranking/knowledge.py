@@ -43,14 +43,18 @@ def normalize_query(query: str) -> str:
 
 @dataclass(frozen=True)
 class KnowledgeParams:
-    """The statistics' shape. Defaults chosen on a validation split of Diginetica train sessions
-    (``shopassist eval sessions``), not on its test set."""
+    """The statistics' shape, chosen on a validation split of the Diginetica train sessions (the
+    last 10% of sessions, 15,000 prefixes; never on its test set). Measured there (P@20 / MRR@20):
+    co-occurrence weight 0.3 → 39.42 / 11.58, 1.0 → 40.31 / 11.77, 2.0 → 40.70 / 11.91, 4.0 →
+    40.82 / 11.88; window 2, 3 or 5 barely matter; recency 0.5-0.7 is best (0, the last item
+    only: 27-32 P@20). Co-occurrence helps because it is symmetric: it brings back items the
+    shopper already saw, which transitions (no self-loops) never predict."""
 
     window: int = 3  # transitions to the next `window` items, weighted 1/distance
     cooc_recent: int = 10  # co-occurrence with the session's last `cooc_recent` items
     recency: float = 0.6  # weight of the k-th most recent session item: recency**k
     transition_weight: float = 1.0
-    cooc_weight: float = 0.3
+    cooc_weight: float = 2.0
     popular_half_life_s: float = 30 * 86400.0
     trending_half_life_s: float = 86400.0
 
