@@ -23,7 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shopassist retrieval assistant evals
+	$(BIN)/mypy shopassist retrieval assistant evals ranking ui
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_retrieval.py

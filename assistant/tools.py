@@ -90,6 +90,8 @@ class ToolResult(BaseModel):
     tool: str
     data: Any = None
     error: str | None = None
+    # why it failed, for callers that map errors (the HTTP API: 404 / 422 / 409)
+    error_kind: Literal["unknown_tool", "invalid_arguments", "not_found", "failed"] | None = None
 
     def as_message(self) -> str:
         """Compact JSON for the model's context (a tool message)."""
@@ -165,25 +167,34 @@ class ToolRegistry:
     def call(self, name: str, arguments: dict[str, Any] | str | None) -> ToolResult:
         if name not in self._impl:
             return ToolResult(
-                ok=False, tool=name, error=f"unknown tool {name!r}; the tools are: {', '.join(self._impl)}"
+                ok=False,
+                tool=name,
+                error=f"unknown tool {name!r}; the tools are: {', '.join(self._impl)}",
+                error_kind="unknown_tool",
             )
         model, fn = self._impl[name]
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments) if arguments.strip() else {}
             except json.JSONDecodeError as exc:
-                return ToolResult(ok=False, tool=name, error=f"arguments are not valid JSON: {exc.msg}")
+                return ToolResult(
+                    ok=False, tool=name, error=f"arguments are not valid JSON: {exc.msg}", error_kind="invalid_arguments"
+                )
         try:
             args = model.model_validate(arguments or {})
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(x) for x in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
             )
-            return ToolResult(ok=False, tool=name, error=f"invalid arguments: {problems}")
+            return ToolResult(
+                ok=False, tool=name, error=f"invalid arguments: {problems}", error_kind="invalid_arguments"
+            )
         try:
             return ToolResult(ok=True, tool=name, data=fn(args))
-        except (ShopAssistError, ValueError, KeyError) as exc:
-            return ToolResult(ok=False, tool=name, error=str(exc) or type(exc).__name__)
+        except KeyError as exc:
+            return ToolResult(ok=False, tool=name, error=str(exc.args[0]) if exc.args else "not found", error_kind="not_found")
+        except (ShopAssistError, ValueError) as exc:
+            return ToolResult(ok=False, tool=name, error=str(exc) or type(exc).__name__, error_kind="failed")
 
     # -- implementations ------------------------------------------------------------------------
     def search(self, args: SearchProductsArgs) -> list[Candidate]:

@@ -415,6 +415,41 @@ def ask(
             click.echo("refine: " + "  ".join(f"{f.value}({f.count})" for f in result.expansions), err=True)
 
 
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (reads are open to it).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--api-key",
+    envvar="SHOPASSIST_API_KEY",
+    default=None,
+    help="Key for catalog writes (env SHOPASSIST_API_KEY); without it writes are refused.",
+)
+@click.option("--rate", default=600, show_default=True, type=click.IntRange(1), help="Requests per minute per client.")
+@llm_options
+@common_options
+def serve(settings: Settings, llm_settings: Any, host: str, port: int, api_key: str | None, rate: int) -> None:
+    """The HTTP API (tools, OpenAI-compatible chat, events, catalog writes) with uvicorn."""
+    import uvicorn
+
+    from assistant.agent import ShoppingAgent
+    from assistant.state import SessionStore
+    from ranking.ranker import Ranker
+    from retrieval import Catalog
+    from ui.api import create_app
+
+    cat = Catalog(settings)
+    if len(cat) == 0:
+        raise UsageError(f"The catalog under {settings.home} is empty: run `shopassist demo` once or ingest one.")
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        click.echo(f"warning: serving on {host} without SHOPASSIST_API_KEY: reads are open, writes refused", err=True)
+    with _llm(llm_settings, settings) as llm:
+        ranker = Ranker.open(cat, settings.home)
+        agent = ShoppingAgent(cat, SessionStore(settings.home / "sessions"), llm=llm, ranker=ranker)
+        app = create_app(cat, agent, ranker, api_key=api_key, rate_per_minute=rate)
+        click.echo(f"shopassist API on http://{host}:{port} (OpenAPI: /docs, /openapi.json)", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 @main.command("event")
 @click.option("--session", "session_id", default=None, help="Session the event belongs to.")
 @click.option(
@@ -674,6 +709,45 @@ def eval_query_understanding(
             f"{task:>4}: {acc:.3f} (majority baseline {result['majority_baseline'][task]:.3f}, n={result['counts'][task]})"
         )
     click.echo(f"overall {result['overall']:.3f}")
+
+
+@eval_group.command("sessions")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Diginetica folder with train_sessions.jsonl and test_prefixes.jsonl.",
+)
+@click.option("--sample", type=int, default=None, help="Score a seeded sample of N test prefixes (adds 95% CIs).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the sample, training and bootstrap.")
+@click.option("--epochs", type=int, default=None, help="Training epochs [default: the validated setting].")
+@click.option("--threads", type=int, default=1, show_default=True, help="torch threads (1 is fastest on a busy CPU).")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def eval_sessions(
+    settings: Settings,
+    data_dir: Path,
+    sample: int | None,
+    seed: int,
+    epochs: int | None,
+    threads: int,
+    as_json: bool,
+) -> None:
+    """P@20 and MRR@20 (percent) of next-click prediction on Diginetica, ranking all items:
+    the session model fused with the item-transition statistics, each part alone, popularity.
+
+    Needs torch (pip install -e ".[torch]"); without it the command stops with that hint."""
+    from evals.sessions import run_sessions
+
+    result = run_sessions(data_dir, sample=sample, seed=seed, epochs=epochs, threads=threads, progress=not as_json)
+    if as_json:
+        _dump(result)
+        return
+    for name, m in result["results"].items():
+        ci = f"  CI95 P@20 {m['P@20_ci95']} MRR@20 {m['MRR@20_ci95']}" if "P@20_ci95" in m else ""
+        click.echo(f"{name:>10}: P@20={m['P@20']:.2f}  MRR@20={m['MRR@20']:.2f}{ci}")
+    click.echo(f"train {result['train_seconds']:.0f}s, eval {result['eval_seconds']:.0f}s, n={result['test_prefixes']}")
 
 
 if __name__ == "__main__":  # pragma: no cover
