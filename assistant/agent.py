@@ -8,7 +8,9 @@ A turn is a stream of events, so a UI can show products long before the LLM has 
 3. ``intent`` (source "llm"): the LLM's schema-constrained parse, validated, repaired once,
    reconciled with the rules (what it adds must be grounded in the message); if it changes the
    constraints, ``products`` again;
-4. ``reply_delta`` events while the LLM writes copy for the top products, then ``reply``: the
+4. ``reply_delta`` events while the LLM writes copy for the top products (raw text, for logs and
+   debugging), ``reply_line`` as each line completes and passes the grounding check (what a UI
+   streams to the shopper), then ``reply``: the
    copy after the grounding check (a line that claims anything not in its product's record is
    replaced by a template line);
 5. ``done`` with the ``TurnResult``.
@@ -102,7 +104,7 @@ Example output:
 
 
 class TurnEvent(BaseModel):
-    type: Literal["intent", "products", "expansions", "reply_delta", "reply", "done"]
+    type: Literal["intent", "products", "expansions", "reply_delta", "reply_line", "reply", "done"]
     data: Any = None
 
 
@@ -564,9 +566,16 @@ class ShoppingAgent:
         t_products = time.perf_counter()
         copy_products = products[:COPY_FOR]
         chunks: list[str] = []
+        sent: set[int] = set()
         for delta in self._copy_stream(copy_products, constraints, message):
             chunks.append(delta)
             yield TurnEvent(type="reply_delta", data=delta)
+            if "\n" in delta:  # a line is complete: check it now, so a UI can stream grounded lines
+                done_text = "".join(chunks).rsplit("\n", 1)[0]
+                checked, _ = self.checker.check(done_text, copy_products, constraints.language)
+                for pos in written_positions(done_text, len(copy_products)) - sent:
+                    sent.add(pos)
+                    yield TurnEvent(type="reply_line", data={"position": pos, "text": checked[pos - 1]})
         t_copy = time.perf_counter()
         timings["copy_ms"] = (t_copy - t_products) * 1000
         lines, report = self.checker.check("".join(chunks), copy_products, constraints.language)
@@ -697,6 +706,18 @@ def _grounding_summary(report: GroundingReport, llm_errors: list[str]) -> dict[s
         "template_lines": len(report.missing),
         "llm_errors": llm_errors,
     }
+
+
+def written_positions(text: str, n: int) -> set[int]:
+    """Product positions (1..n) that have a ``[k]`` / ``k.`` line in ``text``."""
+    from assistant.grounding import _LINE
+
+    out = set()
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m and 1 <= int(m.group(1) or m.group(2)) <= n:
+            out.add(int(m.group(1) or m.group(2)))
+    return out
 
 
 def language_of(message: str) -> str:

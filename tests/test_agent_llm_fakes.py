@@ -87,6 +87,9 @@ def test_invented_claims_and_injected_markup_never_reach_the_shopper(settings, u
     result = agent.ask("s", "女士牛仔裤")
     assert result.grounding["ungrounded_replaced"] == 2
     assert "9.9" not in result.reply and "<a" not in result.reply and "雅诗兰黛" not in result.reply
+    # what a UI streams line by line is already checked: the first line arrives as its template
+    lines = [e.data for e in agent.turn("s2", "女士牛仔裤") if e.type == "reply_line"]
+    assert lines and lines[0]["position"] == 1 and "9.9" not in lines[0]["text"] and "<a" not in lines[0]["text"]
 
 
 def test_the_tool_loop_refuses_unknown_tools_and_is_bounded(settings, use_embedder):
