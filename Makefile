@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/shopassist demo
+	$(BIN)/shopassist ui
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

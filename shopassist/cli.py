@@ -360,6 +360,39 @@ def demo(settings: Settings, catalog_file: Path | None, top_k: int) -> None:
             click.echo(f"{i:>2}. {p.title}  —  {price}  ({p.brand or 'no brand'})")
 
 
+@main.command("ui")
+@click.option(
+    "--catalog",
+    "catalog_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Catalog to load [default: the bundled bilingual demo catalog].",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
+@llm_options
+@common_options
+def ui_command(settings: Settings, llm_settings: Any, catalog_file: Path | None, host: str, port: int) -> None:
+    """The shopping chat in the browser: loads the catalog (once), starts the LLM, serves the UI."""
+    from assistant.agent import ShoppingAgent
+    from assistant.state import SessionStore
+    from ranking.ranker import Ranker
+    from retrieval import Catalog, ingest_file
+    from shopassist.resources import demo_catalog_path
+    from ui.app import launch
+
+    cat = Catalog(settings)
+    source = catalog_file or demo_catalog_path()
+    click.echo(f"loading {source} into {settings.home} (only new or changed rows are embedded) ...", err=True)
+    report = ingest_file(cat, source, progress=True)
+    click.echo(f"catalog ready: {len(cat)} products ({report.added} added, {report.rejected} rejected)", err=True)
+    with _llm(llm_settings, settings) as llm:
+        ranker = Ranker.open(cat, settings.home)
+        agent = ShoppingAgent(cat, SessionStore(settings.home / "sessions"), llm=llm, ranker=ranker)
+        click.echo(f"shopassist chat on http://{host}:{port}  (Ctrl-C to stop)", err=True)
+        launch(agent, host=host, port=port)
+
+
 # -- ask ------------------------------------------------------------------------------------------------
 @main.command()
 @click.argument("message")
