@@ -314,11 +314,26 @@ class Ranker:
         return reasons[:3]
 
     # -- cold start ----------------------------------------------------------------------------
-    def recommend(self, session_id: str | None, k: int = 10, allowed: Iterable[str] | None = None) -> list[str]:
+    def recommend(
+        self,
+        session_id: str | None,
+        k: int = 10,
+        allowed: Iterable[str] | None = None,
+        category: str | None = None,
+    ) -> list[str]:
         """Items for a session with no query: next-item statistics from its items, then content
-        neighbours of its items, then trending and popular items (a new shopper's cold start)."""
+        neighbours of its items, then trending and popular items (a new shopper's cold start);
+        ``category`` (any level name or path prefix) keeps it to popular-in-category."""
         profile = self.profile(session_id) if session_id else SessionProfile("_anonymous")
         allowed_set = set(allowed) if allowed is not None else None
+        if category:
+            want = category.casefold()
+            in_cat = {
+                p.id
+                for p in self.catalog.products()
+                if p.category and (p.category.casefold().startswith(want) or want in p.category.casefold().split(" > "))
+            }
+            allowed_set = in_cat if allowed_set is None else allowed_set & in_cat
         seen = set(profile.interest) | set(profile.disliked)
         out: list[str] = []
 

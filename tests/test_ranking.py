@@ -128,8 +128,10 @@ def test_what_other_shoppers_did_helps_a_new_session(ranker, loaded_catalog):
     ranked = ranker.rank("fresh", pool)
     assert ranked[0].product.id == "m1"
     assert any("also chose" in r for r in ranked[0].reasons)
-    # a shopper with no events at all gets what is popular and trending
+    # a shopper with no events at all gets what is popular and trending, in a category if asked
     assert ranker.recommend("nobody", k=2)[0] in {"m1", "s1"}
+    ranker.record([ev("o9", "purchase", "j2"), ev("o9", "click", "j4")])
+    assert set(ranker.recommend("nobody", k=5, category="牛仔裤")) == {"j2", "j4"}
 
 
 def test_query_to_item_knowledge_learned_from_other_sessions(ranker, loaded_catalog):
