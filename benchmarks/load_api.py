@@ -1,0 +1,159 @@
+"""Bounded load test of the HTTP API on loopback: N concurrent sessions for a fixed time, each
+mixing search tool calls, behaviour events and chat turns, with real queries from the log.
+
+    .venv/bin/python benchmarks/load_api.py [--sessions 50] [--seconds 60] [--llm]
+
+Starts `shopassist serve` on a free port over the demo catalog (no LLM by default: the chat turn
+is then rules + templates, which is what a loaded server degrades to; `--llm` uses the embedded
+model, whose single 2-core instance serialises chat turns). Each session loops: a search tool
+call, a chat turn on its session, an event (click / add to cart / not this on a shown product),
+another search. Reports requests, errors (any non-2xx or transport failure) and p50/p99 per
+endpoint; writes benchmarks/results/load-api-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import machine, pct  # noqa: E402
+
+SHARED = Path(os.environ.get("SHOPASSIST_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--home", type=Path, default=Path.home() / ".shopassist-bench" / "ranking")
+    ap.add_argument("--llm", action="store_true", help="chat turns use the embedded LLM")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = ap.parse_args()
+
+    with open(SHARED / "querylogs" / "multicpr_ecom_train_queries.tsv", encoding="utf-8") as handle:
+        queries = [line.rstrip("\n").split("\t", 1)[1] for line in handle if "\t" in line]
+    rng = random.Random(args.seed)
+    queries = rng.sample(queries, 2000)
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "shopassist.cli", "serve", "--port", str(port), "--home", str(args.home)]
+    cmd += ["--rate", "100000"] + ([] if args.llm else ["--no-llm"])
+    # the catalog must be loaded already (`shopassist demo --home HOME` or bench_ranking.py)
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        raise SystemExit("the API did not start: " + (server.stderr.read() if server.stderr else ""))
+
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.time() + args.seconds
+
+    def call(client: httpx.Client, name: str, method: str, path: str, **kw: object) -> httpx.Response | None:
+        t0 = time.perf_counter()
+        try:
+            r = client.request(method, path, **kw)  # type: ignore[arg-type]
+        except httpx.HTTPError as exc:
+            with lock:
+                errors.append(f"{name}: {type(exc).__name__}")
+            return None
+        ms = (time.perf_counter() - t0) * 1000
+        with lock:
+            latencies[name].append(ms)
+            if not 200 <= r.status_code < 300:
+                errors.append(f"{name}: HTTP {r.status_code} {r.text[:120]}")
+        return r
+
+    def shopper(k: int) -> None:
+        local = random.Random(args.seed * 1000 + k)
+        sid = f"load-{k}"
+        with httpx.Client(base_url=base, timeout=120) as client:
+            while time.time() < stop_at:
+                q = local.choice(queries)
+                call(client, "POST /v1/tools/search_products", "POST", "/v1/tools/search_products", json={"query": q})
+                r = call(
+                    client,
+                    "POST /v1/chat/completions",
+                    "POST",
+                    "/v1/chat/completions",
+                    headers={"X-Session-Id": sid},
+                    json={"messages": [{"role": "user", "content": local.choice(queries)}]},
+                )
+                shown = r.json().get("shopassist", {}).get("products", []) if r is not None and r.is_success else []
+                if shown:
+                    event = {
+                        "session_id": sid,
+                        "type": local.choice(["click", "add_to_cart", "dislike"]),
+                        "product_id": local.choice(shown),
+                    }
+                    call(client, "POST /v1/events", "POST", "/v1/events", json=event)
+                call(client, "GET /v1/tools", "GET", "/v1/tools")
+
+    threads = [threading.Thread(target=shopper, args=(k,)) for k in range(args.sessions)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.time() - t0
+    server.terminate()
+    server.wait(timeout=30)
+
+    total = sum(len(v) for v in latencies.values())
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "sessions": args.sessions,
+        "seconds": round(wall, 1),
+        "llm": args.llm,
+        "requests": total,
+        "requests_per_s": round(total / wall, 1),
+        "errors": len(errors),
+        "error_samples": errors[:10],
+        "endpoints": {
+            name: {
+                "requests": len(v),
+                "p50_ms": round(pct(v, 50), 1),
+                "p99_ms": round(pct(v, 99), 1),
+            }
+            for name, v in sorted(latencies.items())
+        },
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"load-api{'-llm' if args.llm else ''}-{result['date']}.json"
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
