@@ -119,4 +119,15 @@ def test_a_shopper_searches_rejects_a_product_and_refines(ui_url):
         assert "不要黑色的" in chat and "为你找到" in chat
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "ui-chat.png"), full_page=True)
+
+        # another shopper (another browser context) starts with nothing of this session
+        other = browser.new_context().new_page()
+        other.goto(ui_url, wait_until="load", timeout=60_000)
+        other.wait_for_selector("#message textarea", timeout=60_000)
+        assert other.locator(".sa-card").count() == 0 and "不要黑色的" not in other.locator("#chat").inner_text()
+        other_box = other.locator("#message textarea")
+        other_box.fill("女士羽绒服")
+        other_box.press("Enter")
+        other.wait_for_selector(".sa-card", timeout=60_000)
+        assert first[0] in card_ids(other)  # the first shopper's "not this" is not the second's
         browser.close()
