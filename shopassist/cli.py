@@ -744,6 +744,64 @@ def eval_query_understanding(
     click.echo(f"overall {result['overall']:.3f}")
 
 
+@eval_group.command("replay")
+@click.option(
+    "--queries",
+    "queries_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Query log: TSV qid<TAB>query (e.g. ../shared/data/querylogs/multicpr_ecom_train_queries.tsv), JSONL or lines.",
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Replay a seeded sample of N queries.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def eval_replay(
+    settings: Settings, queries_file: Path, limit: int | None, seed: int, out_dir: Path, as_json: bool
+) -> None:
+    """Replay a real query log through search and the intent parser against the catalog under
+    HOME; records each query's top 10. Run it again to resume a stopped run."""
+    from evals.replay import run_replay
+    from retrieval import Catalog
+
+    cat = Catalog(settings)
+    if len(cat) == 0:
+        raise UsageError(f"The catalog under {settings.home} is empty: run `shopassist demo` once or ingest one.")
+    result = run_replay(queries_file, out_dir, cat, limit=limit, seed=seed, progress=not as_json)
+    if as_json:
+        _dump(result)
+    else:
+        click.echo(f"replayed {result['replayed_now']} queries ({result['queries']} in the run) into {out_dir}")
+
+
+@eval_group.command("diff")
+@click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="How many changed queries to list.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_diff(run_a: Path, run_b: Path, top: int, as_json: bool) -> None:
+    """Compare two replay runs: overlap@10, rank changes, most changed queries, latency shift."""
+    from evals.replay import diff_runs
+
+    result = diff_runs(run_a, run_b, top=top)
+    if as_json:
+        _dump(result)
+        return
+    click.echo(
+        f"{result['common_queries']} common queries: overlap@10 {result['overlap_at_10']:.3f}, "
+        f"identical top 10 {result['identical_top10_share']:.1%}, first result changed "
+        f"{result['first_result_changed_share']:.1%}, mean rank shift {result['mean_rank_shift']}, "
+        f"intent changed {result['intent_changed_share']:.1%}"
+    )
+    lat = result["latency"]
+    click.echo(
+        f"latency p50 {lat['a']['p50_ms']} -> {lat['b']['p50_ms']} ms, p99 {lat['a']['p99_ms']} -> {lat['b']['p99_ms']} ms"
+    )
+    for row in result["changed_most"]:
+        click.echo(f"  {row['overlap_at_10']:.1f}  {row['query']}")
+
+
 @eval_group.command("sessions")
 @click.option(
     "--data",
