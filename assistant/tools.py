@@ -178,7 +178,10 @@ class ToolRegistry:
                 arguments = json.loads(arguments) if arguments.strip() else {}
             except json.JSONDecodeError as exc:
                 return ToolResult(
-                    ok=False, tool=name, error=f"arguments are not valid JSON: {exc.msg}", error_kind="invalid_arguments"
+                    ok=False,
+                    tool=name,
+                    error=f"arguments are not valid JSON: {exc.msg}",
+                    error_kind="invalid_arguments",
                 )
         try:
             args = model.model_validate(arguments or {})
@@ -192,7 +195,9 @@ class ToolRegistry:
         try:
             return ToolResult(ok=True, tool=name, data=fn(args))
         except KeyError as exc:
-            return ToolResult(ok=False, tool=name, error=str(exc.args[0]) if exc.args else "not found", error_kind="not_found")
+            return ToolResult(
+                ok=False, tool=name, error=str(exc.args[0]) if exc.args else "not found", error_kind="not_found"
+            )
         except (ShopAssistError, ValueError) as exc:
             return ToolResult(ok=False, tool=name, error=str(exc) or type(exc).__name__, error_kind="failed")
 
