@@ -488,6 +488,10 @@ class ShoppingAgent:
             note = f"（放宽了{what}）" if zh else f" (relaxed: {what})"
         return f"为你找到这些{note}：" if zh else f"Here are some picks{note}:"
 
+    def _expansions(self, c: Constraints) -> list[Facet]:
+        """Catalog facet values for the intended category that the need does not name yet."""
+        return self.facets.expansions(c.category or c.query or None, c.query, set(c.required) | set(c.excluded))
+
     # -- the turn ------------------------------------------------------------------------------------
     def turn(self, session_id: str, message: str) -> Iterator[TurnEvent]:
         timings: dict[str, float] = {}
@@ -519,11 +523,7 @@ class ShoppingAgent:
         t_fast = time.perf_counter()
         timings["first_products_ms"] = (t_fast - t0) * 1000
         yield TurnEvent(type="products", data=self._cards(products, outcome))
-        expansions = self.facets.expansions(
-            constraints.category or constraints.query or None,
-            constraints.query,
-            set(constraints.required) | set(constraints.excluded),
-        )
+        expansions = self._expansions(constraints)
         yield TurnEvent(type="expansions", data=[f.model_dump() for f in expansions])
 
         intent, source = rules, "rules"
@@ -630,11 +630,7 @@ class ShoppingAgent:
         products = [c.product for c in outcome.candidates]
         timings["first_products_ms"] = (time.perf_counter() - t0) * 1000
         yield TurnEvent(type="products", data=self._cards(products, outcome))
-        expansions = self.facets.expansions(
-            constraints.category or constraints.query or None,
-            constraints.query,
-            set(constraints.required) | set(constraints.excluded),
-        )
+        expansions = self._expansions(constraints)
         yield TurnEvent(type="expansions", data=[f.model_dump() for f in expansions])
         need = " ".join([constraints.category or "", constraints.query, *constraints.required]).strip()
         record = "[edit] " + edit.model_dump_json(exclude_defaults=True)

@@ -16,10 +16,7 @@ tuned on the test file. Ranks break ties by the smaller item id, so the metrics 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +41,7 @@ from ranking.sessrec import (
     target_ranks,
 )
 from shopassist.errors import UsageError
+from shopassist.machine import machine
 
 K = 20
 PUBLISHED = {
@@ -54,26 +52,6 @@ PUBLISHED = {
     "GCE-GNN": {"P@20": 54.22, "MRR@20": 19.04, "source": "Wang et al., SIGIR 2020"},
 }
 SYSTEMS = ("fused", "model", "statistics", "popularity")
-
-
-def machine() -> dict[str, str | int]:
-    """The machine a run was measured on (a copy of ``benchmarks.common.machine``)."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = 0
-    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo", encoding="utf-8") as handle:
-        mem = int(handle.readline().split()[1]) // 1024 // 1024
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count() or 0,
-        "memory_gib": mem,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def bootstrap_interval(values: np.ndarray, seed: int, rounds: int = 1000) -> list[float]:
