@@ -744,6 +744,67 @@ def eval_query_understanding(
     click.echo(f"overall {result['overall']:.3f}")
 
 
+@eval_group.command("all")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Report folder."
+)
+@click.option(
+    "--shared",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("../shared/data"),
+    show_default=True,
+    help="Folder with the eval data (eval/, sessions/, querylogs/); a suite whose data is missing is skipped.",
+)
+@click.option(
+    "--suites",
+    default=",".join(("retrieval", "relevance", "query_understanding", "dialogues", "sessions", "replay")),
+    show_default=True,
+)
+@click.option("--qu-per-task", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--dialogues", "dialogue_limit", type=click.IntRange(0), default=15, show_default=True, help="0 = all.")
+@click.option("--session-sample", type=click.IntRange(0), default=10_000, show_default=True, help="0 = all prefixes.")
+@click.option("--session-epochs", type=click.IntRange(0), default=2, show_default=True, help="0 = the model default.")
+@click.option("--replay", "replay_limit", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fresh", is_flag=True, help="Run every suite again instead of resuming.")
+@llm_options
+@common_options
+def eval_all(
+    settings: Settings,
+    llm_settings: Any,
+    out_dir: Path,
+    shared: Path,
+    suites: str,
+    qu_per_task: int,
+    dialogue_limit: int,
+    session_sample: int,
+    session_epochs: int,
+    replay_limit: int,
+    seed: int,
+    fresh: bool,
+) -> None:
+    """Every eval suite, one report (OUT/report.json and OUT/report.html); resumes a stopped run."""
+    from evals.all import run_all
+
+    with _llm(llm_settings, settings) as llm:
+        report = run_all(
+            out_dir,
+            shared=shared,
+            settings=settings,
+            llm=llm,
+            suites=tuple(x.strip() for x in suites.split(",") if x.strip()),
+            qu_per_task=qu_per_task,
+            dialogue_limit=dialogue_limit,
+            session_sample=session_sample,
+            session_epochs=session_epochs,
+            replay_limit=replay_limit,
+            seed=seed,
+            fresh=fresh,
+            log=lambda msg: click.echo(msg, err=True),
+        )
+    click.echo(f"report: {out_dir / 'report.html'} ({len(report['suites'])} suites)")
+
+
 @eval_group.command("replay")
 @click.option(
     "--queries",
