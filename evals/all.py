@@ -224,7 +224,27 @@ def _bars(title: str, labels: list[str], values: list[float], ylabel: str) -> st
         ax.text(i, v, f"{v:.3g}", ha="center", va="bottom", fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
-    ax.tick_params(axis="x", labelsize=8)
+    ax.tick_params(axis="x", labelsize=8, labelrotation=30 if len(labels) > 4 else 0)
+    return _png(fig)
+
+
+def _grouped(title: str, labels: list[str], series: dict[str, list[float]], ylabel: str) -> str:
+    """Side-by-side bars per label (e.g. the system and its baseline for each task)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    width = 0.8 / max(1, len(series))
+    colors = ["#2c6e49", "#9aa5b1", "#d4a373"]
+    for k, (name, values) in enumerate(series.items()):
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(labels))]
+        ax.bar(xs, values, width, label=name, color=colors[k % len(colors)])
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
     return _png(fig)
 
 
@@ -281,9 +301,11 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
                     ["task", "LLM accuracy", "majority baseline", "items"],
                 )
             )
-            parts.append(
-                f'<img src="{_bars("query understanding: accuracy", tasks, [r["accuracy"][t] for t in tasks], "accuracy")}">'
-            )
+            series = {
+                "LLM": [r["accuracy"][t] for t in tasks],
+                "majority class": [r["majority_baseline"][t] for t in tasks],
+            }
+            parts.append(f'<img src="{_grouped("query understanding: accuracy", tasks, series, "accuracy")}">')
         elif name == "dialogues":
             g = r.get("grounding", {})
             parts.append(
