@@ -161,9 +161,12 @@ def _run_suite(
     if suite == "dialogues":
         from evals.dialogues import default_suite, run_dialogues
 
-        return run_dialogues(
-            default_suite(), settings=settings, llm=llm, progress=progress, limit=opts["dialogue_limit"] or None
-        )
+        limit = opts["dialogue_limit"] or None
+        result = run_dialogues(default_suite(), settings=settings, llm=llm, progress=progress, limit=limit)
+        if llm is not None:  # the same dialogues with rules and templates only: the baseline
+            base = run_dialogues(default_suite(), settings=settings, llm=None, progress=progress, limit=limit)
+            result["rules_only_baseline"] = {k: base[k] for k in ("turns_passed_share", "dialogues_passed_share")}
+        return result
     if suite == "sessions":
         from evals.sessions import run_sessions
 
@@ -308,30 +311,43 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
             parts.append(f'<img src="{_grouped("query understanding: accuracy", tasks, series, "accuracy")}">')
         elif name == "dialogues":
             g = r.get("grounding", {})
-            parts.append(
-                _table(
+            rows = [
+                [
+                    "with the LLM" if r.get("llm") else "rules only",
+                    r.get("dialogues"),
+                    r.get("turns"),
+                    r.get("turns_passed_share"),
+                    r.get("dialogues_passed_share"),
+                    g.get("ungrounded_products_shown"),
+                    g.get("ungrounded_prices_shown"),
+                    r.get("turn_ms_p50"),
+                ]
+            ]
+            if r.get("rules_only_baseline"):
+                b = r["rules_only_baseline"]
+                rows.append(
                     [
-                        [
-                            r.get("dialogues"),
-                            r.get("turns"),
-                            r.get("turns_passed_share"),
-                            r.get("dialogues_passed_share"),
-                            g.get("ungrounded_products_shown"),
-                            g.get("ungrounded_prices_shown"),
-                            r.get("turn_ms_p50"),
-                        ]
-                    ],
-                    [
-                        "dialogues",
-                        "turns",
-                        "turns passed",
-                        "dialogues passed",
-                        "ungrounded products",
-                        "ungrounded prices",
-                        "turn p50 ms",
-                    ],
+                        "rules only (baseline)",
+                        r.get("dialogues"),
+                        r.get("turns"),
+                        b["turns_passed_share"],
+                        b["dialogues_passed_share"],
+                        "",
+                        "",
+                        "",
+                    ]
                 )
-            )
+            head = [
+                "system",
+                "dialogues",
+                "turns",
+                "turns passed",
+                "dialogues passed",
+                "ungrounded products",
+                "ungrounded prices",
+                "turn p50 ms",
+            ]
+            parts.append(_table(rows, head))
         elif name == "sessions":
             res = r["results"]
             rows = [
