@@ -639,20 +639,10 @@ class ShoppingAgent:
         )
 
     def apply_edit(self, session_id: str, edit: ConstraintEdit) -> TurnResult:
-        result = None
-        for event in self.edit(session_id, edit):
-            if event.type == "done":
-                result = event.data
-        assert result is not None
-        return result
+        return final_result(self.edit(session_id, edit))
 
     def ask(self, session_id: str, message: str) -> TurnResult:
-        result = None
-        for event in self.turn(session_id, message):
-            if event.type == "done":
-                result = event.data
-        assert result is not None
-        return result
+        return final_result(self.turn(session_id, message))
 
     def _cards(self, products: list[Product], outcome: SearchOutcome | None) -> list[dict[str, Any]]:
         reasons = {c.product.id: c.reasons for c in (outcome.candidates if outcome else [])}
@@ -702,6 +692,17 @@ def _grounding_summary(report: GroundingReport, llm_errors: list[str]) -> dict[s
         "template_lines": len(report.missing),
         "llm_errors": llm_errors,
     }
+
+
+def final_result(events: Iterator[TurnEvent]) -> TurnResult:
+    """Run a turn's event stream to its end; the ``TurnResult`` of its ``done`` event."""
+    result = None
+    for event in events:
+        if event.type == "done":
+            result = event.data
+    if result is None:  # pragma: no cover - every turn ends with done
+        raise RuntimeError("the turn ended without a result")
+    return result
 
 
 def written_positions(text: str, n: int) -> set[int]:

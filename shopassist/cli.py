@@ -20,6 +20,8 @@ import click
 from shopassist.config import EMBEDDER_BACKENDS, Settings
 from shopassist.errors import ShopAssistError, UsageError
 
+_EMPTY_CATALOG = "The catalog under {home} is empty: run `shopassist demo` once or `shopassist catalog ingest FILE`."
+
 
 def _dump(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
@@ -426,9 +428,7 @@ def ask(
     if catalog_file is not None:
         ingest_file(cat, catalog_file)
     if len(cat) == 0:
-        raise UsageError(
-            f"The catalog under {settings.home} is empty: run `shopassist demo` once or `shopassist catalog ingest FILE`."
-        )
+        raise UsageError(_EMPTY_CATALOG.format(home=settings.home))
     with _llm(llm_settings, settings) as llm:
         agent = ShoppingAgent(
             cat, SessionStore(settings.home / "sessions"), llm=llm, ranker=Ranker.open(cat, settings.home)
@@ -472,7 +472,7 @@ def serve(settings: Settings, llm_settings: Any, host: str, port: int, api_key: 
 
     cat = Catalog(settings)
     if len(cat) == 0:
-        raise UsageError(f"The catalog under {settings.home} is empty: run `shopassist demo` once or ingest one.")
+        raise UsageError(_EMPTY_CATALOG.format(home=settings.home))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         click.echo(f"warning: serving on {host} without SHOPASSIST_API_KEY: reads are open, writes refused", err=True)
     with _llm(llm_settings, settings) as llm:
@@ -616,7 +616,7 @@ def edit(
         raise UsageError("Nothing to edit: give --remove, --require, --exclude, --toggle, a price or a category.")
     cat = Catalog(settings)
     if len(cat) == 0:
-        raise UsageError(f"The catalog under {settings.home} is empty: run `shopassist demo` once or ingest one.")
+        raise UsageError(_EMPTY_CATALOG.format(home=settings.home))
     with _llm(llm_settings, settings) as llm:
         agent = ShoppingAgent(cat, store, llm=llm, ranker=Ranker.open(cat, settings.home))
         result = agent.apply_edit(session_id, change)
@@ -828,7 +828,7 @@ def eval_replay(
 
     cat = Catalog(settings)
     if len(cat) == 0:
-        raise UsageError(f"The catalog under {settings.home} is empty: run `shopassist demo` once or ingest one.")
+        raise UsageError(_EMPTY_CATALOG.format(home=settings.home))
     result = run_replay(queries_file, out_dir, cat, limit=limit, seed=seed, progress=not as_json)
     if as_json:
         _dump(result)

@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.agent import ShoppingAgent
+from assistant.agent import ShoppingAgent, final_result
 from ranking.ranker import Ranker
 from retrieval import Catalog
 from shopassist.errors import ShopAssistError, UsageError
@@ -219,11 +219,7 @@ def create_app(
                 yield from agent.turn(session_id, message)
 
         if not body.stream:
-            result = None
-            for event in run():
-                if event.type == "done":
-                    result = event.data
-            assert result is not None
+            result = final_result(run())
             return {
                 "id": cid,
                 "object": "chat.completion",
