@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make run    creates .venv, installs shopassist, loads the demo catalog, starts the main job
-#   make test   creates .venv, installs shopassist with test extras, runs the whole test suite
+#   make test   creates .venv, installs shopassist with test extras, runs the checks (make check),
+#               then the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser lint bench clean
+.PHONY: run test check browser lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +18,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/shopassist ui
 
-test: $(STAMP) browser
+# the fast static checks first (lint, format, types, the import-layer contract), then the suite
+test: check browser
 	$(BIN)/python -m pytest
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shopassist retrieval assistant evals ranking ui
+	$(BIN)/python scripts/check_layers.py
 
 # Debian's chromium (and a CJK font for readable screenshots) for the Playwright test; where it
 # cannot be installed (not root, no apt), that one test is skipped with the reason
@@ -30,13 +38,10 @@ browser:
 	    echo "could not install chromium: the browser test will be skipped"; \
 	  else echo "no apt or not root: install chromium to run the browser test"; fi; }
 
-lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy shopassist retrieval assistant evals ranking ui
+lint: check
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_retrieval.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

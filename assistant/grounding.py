@@ -25,7 +25,9 @@ from retrieval.filters import term_in
 from shopassist.models import Product
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_LINE = re.compile(r"^\s*(?:\[(\d{1,2})\]|(\d{1,2})\s*[.、)）:：])\s*(.+?)\s*$")
+# a copy line about one shown product: "[2] ..." or "2. ..." (groups: the position, either form; the text)
+LINE_PATTERN = re.compile(r"^\s*(?:\[(\d{1,2})\]|(\d{1,2})\s*[.、)）:：])\s*(.+?)\s*$")
+_LINE = LINE_PATTERN  # the old private name, until its last importer switches
 _MARKUP = re.compile(r"<[^>]*>|\]\(|https?://|www\.", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -153,7 +155,7 @@ class GroundingChecker:
         report = GroundingReport()
         written: dict[int, str] = {}
         for line in (copy_text or "").splitlines():
-            m = _LINE.match(line)
+            m = LINE_PATTERN.match(line)
             if not m:
                 continue
             pos = int(m.group(1) or m.group(2))
@@ -179,3 +181,13 @@ class GroundingChecker:
             report.lines.append(LineCheck(pos, product.id, text, not problems, problems))
             out.append(text if not problems else template_line(product, language))
         return out, report
+
+
+def written_positions(text: str, n: int) -> set[int]:
+    """Product positions (1..n) that have a ``[k]`` / ``k.`` line in ``text``."""
+    out = set()
+    for line in text.splitlines():
+        m = LINE_PATTERN.match(line)
+        if m and 1 <= int(m.group(1) or m.group(2)) <= n:
+            out.add(int(m.group(1) or m.group(2)))
+    return out

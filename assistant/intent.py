@@ -1,19 +1,29 @@
-"""What the shopper wants, as a typed object: the contract between the LLM, the rule parser,
-the conversation state and the tools.
+"""The shopper's need, as one typed model: the contract between the LLM, the rule parser, the
+conversation state, the chips a shopper edits and the search planner.
 
-The JSON schema the LLM is constrained with is ``ShoppingIntent.llm_schema()``: every array is
-bounded (``maxItems``), because without bounds the small embedded model repeats items until it
-runs out of tokens (MODELS.md).
+* ``Need``: what the shopper wants right now (search words, category, must-haves, exclusions,
+  price bounds, brands, sort, reply language). A session keeps one; a turn or an edit changes it.
+* ``ShoppingIntent``: one message read as a ``Need`` plus how it relates to the conversation
+  (new need, refine, replace, compare, pick), the shown products it refers to, and one-off
+  instructions (cheaper, any brand, another brand). ``ShoppingIntent.need()`` drops those.
+* The JSON schema the LLM is constrained with is generated from ``ShoppingIntent``'s fields
+  (``llm_schema``): only the fields the rules read poorly, every key required, every array
+  bounded (``maxItems``), because without bounds the small embedded model repeats items until it
+  runs out of tokens (measured).
+
+The one conversion from a ``Need`` to search filters lives in ``assistant.planner``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-MAX_ITEMS = 6
+from shopassist.models import Sort
+
+MAX_ITEMS = 6  # values per list in one message's reading
 
 
 class Relation(StrEnum):
@@ -31,15 +41,7 @@ class PriceChange(StrEnum):
     pricier = "pricier"
 
 
-class Sort(StrEnum):
-    relevance = "relevance"
-    price_asc = "price_asc"
-    price_desc = "price_desc"
-    rating = "rating"
-    sales = "sales"
-
-
-def _clean_list(values: Any) -> Any:
+def _clean_list(values: Any, cap: int | None) -> Any:
     if values is None:
         return []
     if isinstance(values, str):
@@ -53,14 +55,23 @@ def _clean_list(values: Any) -> Any:
                 v = v.strip()
                 if v and v not in out:
                     out.append(v)
-        return out[:MAX_ITEMS]
+        return out[:cap] if cap else out
     return values
 
 
-class ShoppingIntent(BaseModel):
-    """A shopper's need, parsed from one message (and merged across turns by the state)."""
+def _currency(value: str | None) -> str | None:
+    if not value:
+        return None
+    code = value.strip().upper()
+    code = {"RMB": "CNY", "元": "CNY", "¥": "CNY", "$": "USD"}.get(code, code)
+    return code if len(code) == 3 and code.isalpha() else None
+
+
+class Need(BaseModel):
+    """What the shopper wants: the session's accumulated need, or what one message states."""
 
     model_config = ConfigDict(extra="ignore", use_enum_values=False)
+    list_cap: ClassVar[int | None] = None  # a session's need keeps every value it was given
 
     query: str = Field(default="", description="search text: the product words, without prices or negations")
     category: str | None = Field(default=None, description="product category word, e.g. 牛仔裤 or hiking boots")
@@ -68,24 +79,69 @@ class ShoppingIntent(BaseModel):
     excluded: list[str] = Field(
         default_factory=list, description="attribute values or words to avoid, e.g. 破洞, brown"
     )
-    price_min: float | None = Field(default=None, ge=0)
-    price_max: float | None = Field(default=None, ge=0)
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, description="CNY, USD, ... when the message names one")
-    price_change: PriceChange | None = Field(default=None, description="'cheaper'/'pricier' relative to what was shown")
     brands: list[str] = Field(default_factory=list)
     exclude_brands: list[str] = Field(default_factory=list)
     sort: Sort = Sort.relevance
     language: str = Field(default="zh", description="zh or en: the language of the reply")
+
+    @field_validator("required", "excluded", "brands", "exclude_brands", mode="before")
+    @classmethod
+    def _lists(cls, v: Any) -> Any:
+        return _clean_list(v, cls.list_cap)
+
+    @field_validator("category", "currency", mode="before")
+    @classmethod
+    def _blank(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            return None
+        return v
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, v: Any) -> Any:
+        if not isinstance(v, str) or v.strip().lower() not in ("zh", "en"):
+            return "zh"
+        return v.strip().lower()
+
+    @model_validator(mode="after")
+    def _prices(self) -> Need:
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            self.min_price, self.max_price = self.max_price, self.min_price
+        self.currency = _currency(self.currency)
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        """Only what is set: what the UI shows as chips and ``ask --json`` prints."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+class ShoppingIntent(Need):
+    """One message, read: the need it states plus how it relates to the conversation."""
+
+    list_cap: ClassVar[int | None] = MAX_ITEMS
+
+    price_change: PriceChange | None = Field(default=None, description="'cheaper'/'pricier' relative to what was shown")
     relation: Relation = Relation.new
     references: list[int] = Field(default_factory=list, description="1-based positions of shown products")
     clear_brands: bool = Field(default=False, description="'不限品牌' / 'any brand': drop the brand constraint")
     clear_price: bool = Field(default=False, description="'价格不限' / 'budget doesn't matter': drop price bounds")
     avoid_shown_brands: bool = Field(default=False, description="'换个牌子' / 'another brand': not the brands shown")
 
-    @field_validator("required", "excluded", "brands", "exclude_brands", mode="before")
-    @classmethod
-    def _lists(cls, v: Any) -> Any:
-        return _clean_list(v)
+    # What the LLM writes (the schema's keys, in this order). Relation, references, sort, brands
+    # and currency come from the rule parser, whose patterns are exact there; leaving them out
+    # saves ~40 generated tokens (~3 s on CPU).
+    LLM_FIELDS: ClassVar[tuple[str, ...]] = (
+        "query",
+        "category",
+        "required",
+        "excluded",
+        "min_price",
+        "max_price",
+        "price_change",
+    )
 
     @field_validator("references", mode="before")
     @classmethod
@@ -106,63 +162,53 @@ class ShoppingIntent(BaseModel):
             return out[:MAX_ITEMS]
         return v
 
-    @field_validator("category", "currency", mode="before")
     @classmethod
-    def _blank(cls, v: Any) -> Any:
-        if isinstance(v, str) and not v.strip():
-            return None
-        return v
+    def from_need(cls, need: Need, **update: Any) -> ShoppingIntent:
+        """A need restated as a message's reading (e.g. the rules' view of the previous turn)."""
+        return cls.model_validate({**need.model_dump(), **update})
 
-    @field_validator("language", mode="before")
-    @classmethod
-    def _language(cls, v: Any) -> Any:
-        if not isinstance(v, str) or v.strip().lower() not in ("zh", "en"):
-            return "zh"
-        return v.strip().lower()
-
-    @model_validator(mode="after")
-    def _prices(self) -> ShoppingIntent:
-        if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
-            self.price_min, self.price_max = self.price_max, self.price_min
-        if self.currency:
-            self.currency = self.currency.strip().upper()
-            if self.currency in ("RMB", "元", "¥"):
-                self.currency = "CNY"
-            if self.currency == "$":
-                self.currency = "USD"
-            if len(self.currency) != 3 or not self.currency.isalpha():
-                self.currency = None
-        return self
+    def need(self) -> Need:
+        """The need this message states, without the message-only fields."""
+        return Need.model_validate(self.model_dump(include=set(Need.model_fields)))
 
     @classmethod
     def llm_schema(cls) -> dict[str, Any]:
-        """The JSON schema for constrained decoding: only what the rules read poorly (meaning,
-        categories, attribute words), every key required (with optional keys the embedded
-        model writes the first three and closes the object), every array bounded.
-
-        Relation, references, sort, brands and currency come from the rule parser, whose
-        patterns are exact there; leaving them out saves ~40 generated tokens (~3 s on CPU).
-        """
-        str_list = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_ITEMS}
-        num = {"type": ["number", "null"]}
+        """The JSON schema for constrained decoding, generated from the fields in ``LLM_FIELDS``:
+        every key required (with optional keys the embedded model writes the first three and
+        closes the object), nullable fields as ``[type, "null"]``, every array bounded."""
+        full = cls.model_json_schema()
+        defs = full.get("$defs", {})
+        props = {name: _plain(full["properties"][name], defs, cls.list_cap) for name in cls.LLM_FIELDS}
         return {
             "type": "object",
-            "properties": {
-                "query": {"type": "string"},
-                "category": {"type": ["string", "null"]},
-                "required": str_list,
-                "excluded": str_list,
-                "price_min": num,
-                "price_max": num,
-                "price_change": {"type": ["string", "null"], "enum": ["cheaper", "pricier", None]},
-            },
-            "required": ["query", "category", "required", "excluded", "price_min", "price_max", "price_change"],
+            "properties": props,
+            "required": list(cls.LLM_FIELDS),
             "additionalProperties": False,
         }
 
-    def summary(self) -> dict[str, Any]:
-        """Only what is set: what the UI shows as chips."""
-        return self.model_dump(mode="json", exclude_defaults=True)
+
+def _plain(prop: dict[str, Any], defs: dict[str, Any], cap: int | None) -> dict[str, Any]:
+    """A pydantic property schema reduced to what grammar-constrained decoders handle well:
+    ``type`` (a list for nullable fields), ``enum``, ``items`` and ``maxItems``."""
+    if "$ref" in prop:
+        prop = defs[prop["$ref"].rsplit("/", 1)[-1]]
+    variants = prop.get("anyOf", [prop])
+    types: list[str] = []
+    enum: list[Any] = []
+    out: dict[str, Any] = {}
+    for variant in variants:
+        if "$ref" in variant:
+            variant = defs[variant["$ref"].rsplit("/", 1)[-1]]
+        kind = variant.get("type", "string")
+        types.append(kind)
+        enum.extend(variant.get("enum", []))
+        if kind == "array":
+            out["items"] = {"type": variant.get("items", {}).get("type", "string")}
+            if cap:
+                out["maxItems"] = cap
+    if enum:
+        out["enum"] = [*enum, None] if "null" in types else enum
+    return {"type": types[0] if len(types) == 1 else types, **out}
 
 
 class Facet(BaseModel):

@@ -29,28 +29,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from assistant.intent import PriceChange, Relation, ShoppingIntent, Sort
+from assistant.intent import Need, PriceChange, Relation, ShoppingIntent
 from shopassist.errors import UsageError
+from shopassist.models import Sort
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
 GroupOf = Callable[[str], str | None]
-
-
-class Constraints(BaseModel):
-    """The accumulated need of a session."""
-
-    query: str = ""
-    category: str | None = None
-    required: list[str] = Field(default_factory=list)
-    excluded: list[str] = Field(default_factory=list)
-    price_min: float | None = None
-    price_max: float | None = None
-    currency: str | None = None
-    brands: list[str] = Field(default_factory=list)
-    exclude_brands: list[str] = Field(default_factory=list)
-    sort: Sort = Sort.relevance
-    language: str = "zh"
 
 
 class ShownProduct(BaseModel):
@@ -71,9 +56,8 @@ class TurnRecord(BaseModel):
 
 class SessionState(BaseModel):
     session_id: str
-    constraints: Constraints = Field(default_factory=Constraints)
+    constraints: Need = Field(default_factory=Need)
     shown: list[ShownProduct] = Field(default_factory=list)
-    disliked: list[str] = Field(default_factory=list)
     turns: list[TurnRecord] = Field(default_factory=list)
 
     @property
@@ -107,7 +91,7 @@ def reference_price(shown: list[ShownProduct], currency: str | None) -> float | 
     return float(statistics.median(prices)) if prices else None
 
 
-def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None = None) -> Constraints:
+def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None = None) -> Need:
     """The constraints after this message (the state itself is not modified)."""
     group_of = group_of or (lambda _v: None)
     old = state.constraints
@@ -119,19 +103,9 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
         new.language = intent.language
         return new
     if relation == Relation.new:
-        new = Constraints(
-            query=intent.query,
-            category=intent.category,
-            required=_norm(intent.required),
-            excluded=_norm(intent.excluded),
-            price_min=intent.price_min,
-            price_max=intent.price_max,
-            currency=intent.currency,
-            brands=_norm(intent.brands),
-            exclude_brands=_norm(intent.exclude_brands),
-            sort=intent.sort,
-            language=intent.language,
-        )
+        new = intent.need()
+        for name in ("required", "excluded", "brands", "exclude_brands"):
+            setattr(new, name, _norm(getattr(new, name)))
     else:
         new = old.model_copy(deep=True)
         new.language = intent.language
@@ -159,10 +133,10 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
                 new.brands = []
         new.required = _norm(_without(required, intent.excluded) + intent.required)
         new.excluded = _norm(_without(new.excluded, intent.required) + intent.excluded)
-        if intent.price_min is not None:
-            new.price_min = intent.price_min
-        if intent.price_max is not None:
-            new.price_max = intent.price_max
+        if intent.min_price is not None:
+            new.min_price = intent.min_price
+        if intent.max_price is not None:
+            new.max_price = intent.max_price
         if intent.currency:
             new.currency = intent.currency
         if intent.brands:
@@ -174,7 +148,7 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
         if intent.sort != Sort.relevance:
             new.sort = intent.sort
     if intent.clear_price:
-        new.price_min = new.price_max = None
+        new.min_price = new.max_price = None
     if intent.clear_brands:
         new.brands = []
     if intent.avoid_shown_brands:
@@ -186,20 +160,20 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
         if ref is not None:
             if intent.price_change == PriceChange.cheaper:
                 cap = round(ref * 0.999, 2)
-                new.price_max = cap if new.price_max is None else min(new.price_max, cap)
-                if new.price_min is not None and new.price_min > new.price_max:
-                    new.price_min = None
+                new.max_price = cap if new.max_price is None else min(new.max_price, cap)
+                if new.min_price is not None and new.min_price > new.max_price:
+                    new.min_price = None
             else:
                 floor = round(ref * 1.001, 2)
-                new.price_min = floor if new.price_min is None else max(new.price_min, floor)
-                if new.price_max is not None and new.price_max < new.price_min:
-                    new.price_max = None
+                new.min_price = floor if new.min_price is None else max(new.min_price, floor)
+                if new.max_price is not None and new.max_price < new.min_price:
+                    new.max_price = None
         elif intent.price_change == PriceChange.cheaper:
             new.sort = Sort.price_asc
         else:
             new.sort = Sort.price_desc
-    if new.price_min is not None and new.price_max is not None and new.price_min > new.price_max:
-        new.price_min, new.price_max = new.price_max, new.price_min
+    if new.min_price is not None and new.max_price is not None and new.min_price > new.max_price:
+        new.min_price, new.max_price = new.max_price, new.min_price
     return new
 
 
@@ -215,8 +189,8 @@ class ConstraintEdit(BaseModel):
     toggle: list[str] = Field(
         default_factory=list, max_length=20, description="Values to move between must-have and excluded."
     )
-    price_min: float | None = Field(default=None, ge=0)
-    price_max: float | None = Field(default=None, ge=0)
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
     clear_price: bool = False
     category: str | None = Field(default=None, max_length=60)
     clear_category: bool = False
@@ -225,9 +199,9 @@ class ConstraintEdit(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ConstraintEdit:
-        if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
-            raise ValueError(f"price_min ({self.price_min}) is above price_max ({self.price_max})")
-        if self.clear_price and (self.price_min is not None or self.price_max is not None):
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError(f"min_price ({self.min_price}) is above max_price ({self.max_price})")
+        if self.clear_price and (self.min_price is not None or self.max_price is not None):
             raise ValueError("clear_price and a price bound in the same edit contradict each other")
         if self.clear_category and self.category:
             raise ValueError("clear_category and category in the same edit contradict each other")
@@ -242,7 +216,7 @@ class ConstraintEdit(BaseModel):
         return self == ConstraintEdit()
 
 
-def edit_constraints(old: Constraints, edit: ConstraintEdit) -> Constraints:
+def edit_constraints(old: Need, edit: ConstraintEdit) -> Need:
     """The constraints after a direct edit (``old`` is not modified)."""
     new = old.model_copy(deep=True)
     gone = edit.remove
@@ -273,17 +247,17 @@ def edit_constraints(old: Constraints, edit: ConstraintEdit) -> Constraints:
     new.required = _norm(_without(new.required, edit.exclude) + edit.require)
     new.excluded = _norm(_without(new.excluded, edit.require) + edit.exclude)
     if edit.clear_price:
-        new.price_min = new.price_max = None
-    if edit.price_min is not None:
-        new.price_min = edit.price_min
-    if edit.price_max is not None:
-        new.price_max = edit.price_max
-    if new.price_min is not None and new.price_max is not None and new.price_min > new.price_max:
+        new.min_price = new.max_price = None
+    if edit.min_price is not None:
+        new.min_price = edit.min_price
+    if edit.max_price is not None:
+        new.max_price = edit.max_price
+    if new.min_price is not None and new.max_price is not None and new.min_price > new.max_price:
         # the edited bound wins; the other one gives way
-        if edit.price_max is not None:
-            new.price_min = None
+        if edit.max_price is not None:
+            new.min_price = None
         else:
-            new.price_max = None
+            new.max_price = None
     if edit.clear_category:
         new.category = None
     elif edit.category:

@@ -16,41 +16,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retrieval import Catalog, HybridRetriever
 from shopassist.errors import ShopAssistError
-from shopassist.models import Candidate, Product, SearchFilters
+from shopassist.models import Candidate, Product, SearchFilters, Sort
 
 
-class SearchProductsArgs(BaseModel):
+class SearchProductsArgs(SearchFilters):
     """Search the catalog. Every constraint is optional; filters are hard, the query ranks."""
 
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(default="", description="product words, e.g. 'high-waist jeans' or '高腰牛仔裤'")
     category: str | None = Field(default=None, description="category path prefix or level name")
-    min_price: float | None = Field(default=None, ge=0)
-    max_price: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, description="CNY, USD, ...")
     brands: list[str] = Field(default_factory=list, max_length=10)
     exclude_brands: list[str] = Field(default_factory=list, max_length=10)
     require_terms: list[str] = Field(default_factory=list, max_length=10, description="each must appear in the product")
     exclude_terms: list[str] = Field(default_factory=list, max_length=10, description="none may appear in the product")
     exclude_ids: list[str] = Field(default_factory=list, max_length=200)
-    in_stock: bool = False
-    sort: Literal["relevance", "price_asc", "price_desc", "rating", "sales"] = "relevance"
+    sort: Sort = Sort.relevance
     top_k: int = Field(default=10, ge=1, le=50)
 
     def filters(self) -> SearchFilters:
-        return SearchFilters(
-            min_price=self.min_price,
-            max_price=self.max_price,
-            currency=self.currency,
-            brands=self.brands,
-            exclude_brands=self.exclude_brands,
-            category=self.category,
-            in_stock=self.in_stock,
-            require_terms=self.require_terms,
-            exclude_terms=self.exclude_terms,
-            exclude_ids=self.exclude_ids,
-        )
+        """The filters part (the fields this model shares with ``SearchFilters``)."""
+        return SearchFilters.model_validate(self.model_dump(include=set(SearchFilters.model_fields)))
 
 
 class GetProductArgs(BaseModel):
@@ -152,8 +139,11 @@ class ToolRegistry:
         """OpenAI function-tool schemas (``{"type": "function", "function": {...}}``)."""
         out = []
         for name, (model, _) in self._impl.items():
-            schema = model.model_json_schema()
+            schema = _inline_refs(model.model_json_schema())
             schema.pop("title", None)
+            props = schema.get("properties", {})
+            if "query" in props:  # the words first: what a model should fill in before any filter
+                schema["properties"] = {"query": props.pop("query"), **props}
             for prop in schema.get("properties", {}).values():
                 prop.pop("title", None)
             out.append(
@@ -263,7 +253,26 @@ class ToolRegistry:
         return {"recorded": True, "session_id": args.session_id, "product_id": args.product_id, "event": args.event}
 
 
-def sort_candidates(results: list[Candidate], sort: str) -> list[Candidate]:
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with every ``$ref`` replaced by its definition (no ``$defs``): some servers'
+    tool-call grammars do not follow references."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = dict(defs[node["$ref"].rsplit("/", 1)[-1]])
+                target.pop("title", None)
+                return walk({**target, **{k: v for k, v in node.items() if k != "$ref"}})
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def sort_candidates(results: list[Candidate], sort: Sort | str) -> list[Candidate]:
     def price(c: Candidate) -> float:
         return c.product.price if c.product.price is not None else float("inf")
 

@@ -28,9 +28,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import machine, pct  # noqa: E402
 
-from assistant.agent import ShoppingAgent  # noqa: E402
-from assistant.state import SessionStore  # noqa: E402
-from retrieval import Catalog, ingest_file  # noqa: E402
+from assistant.stack import build_stack  # noqa: E402
 from shopassist.config import Settings  # noqa: E402
 from shopassist.resources import demo_catalog_path  # noqa: E402
 
@@ -51,20 +49,23 @@ def main() -> None:
     queries = random.Random(args.seed).sample(log, args.queries)
 
     settings = Settings.from_env(home=str(args.home))
-    catalog = Catalog(settings)
-    ingest_file(catalog, demo_catalog_path(), progress=True)
-    llm = None
-    started = time.perf_counter()
+    llm_settings = None
     if not args.no_llm:
-        from assistant.llm import LLMSettings, open_llm
+        from assistant.llm import LLMSettings
 
-        llm = open_llm(LLMSettings.from_env(), settings.home)
-    llm_start_s = time.perf_counter() - started
+        llm_settings = LLMSettings.from_env()
     # a fresh session store per run: with a reused one, every query would be a follow-up turn of
-    # the previous run's session (longer prompts, different relation)
+    # the previous run's session (longer prompts, different relation); no behaviour ranker
     sessions = args.home / "bench-sessions"
     shutil.rmtree(sessions, ignore_errors=True)
-    agent = ShoppingAgent(catalog, SessionStore(sessions), llm=llm)
+    stack = build_stack(
+        settings, llm=llm_settings, catalog_file=demo_catalog_path(), progress=True, rank=False, sessions_dir=sessions
+    )
+    catalog = stack.catalog
+    started = time.perf_counter()
+    _ = stack.llm  # starts the LLM (the embedded server) here, to time it
+    llm_start_s = time.perf_counter() - started
+    agent = stack.agent
     rows = []
     try:
         for i, q in enumerate(queries):
@@ -81,8 +82,7 @@ def main() -> None:
             )
             print(f"{i + 1:>3}/{len(queries)} {r.timings}", flush=True)
     finally:
-        if llm is not None:
-            llm.close()
+        stack.close()
 
     def stats(key: str, sample: list[dict]) -> dict:
         values = [row[key] for row in sample if key in row]

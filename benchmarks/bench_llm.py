@@ -37,8 +37,8 @@ from shopassist.config import Settings  # noqa: E402
 SYSTEM = """You turn one shopper message into a JSON object for a product search engine.
 Fields: query (the product words only, no prices, no negations), category (one product category
 word or null), required (attribute values the shopper wants, at most 6), excluded (values or words
-the shopper does not want, at most 6; keep every negation such as 不要/没有/without/no), price_min
-and price_max (numbers or null; "under 100" means price_max 100, "100以内" means price_max 100),
+the shopper does not want, at most 6; keep every negation such as 不要/没有/without/no), min_price
+and max_price (numbers or null; "under 100" means max_price 100, "100以内" means max_price 100),
 currency (CNY, USD or null), price_change ("cheaper" or "pricier" when the shopper asks relative to
 what was shown, else null), brands and exclude_brands (brand names as written), sort (relevance,
 price_asc, price_desc, rating or sales), language (zh or en: the language of the message),
@@ -51,20 +51,20 @@ numbers; output one JSON object and nothing else.
 Example 1
 Message: 牛仔裤女 便宜点的 不要破洞 300以内
 JSON: {"query": "牛仔裤 女", "category": "牛仔裤", "required": ["女"], "excluded": ["破洞"],
-"price_min": null, "price_max": 300, "currency": "CNY", "price_change": "cheaper", "brands": [],
+"min_price": null, "max_price": 300, "currency": "CNY", "price_change": "cheaper", "brands": [],
 "exclude_brands": [], "sort": "price_asc", "language": "zh", "relation": "new", "references": []}
 
 Example 2
 Message: waterproof hiking boots for men, not brown, under $120, no TrailCo please
 JSON: {"query": "waterproof hiking boots men", "category": "hiking boots", "required": ["waterproof",
-"men"], "excluded": ["brown"], "price_min": null, "price_max": 120, "currency": "USD",
+"men"], "excluded": ["brown"], "min_price": null, "max_price": 120, "currency": "USD",
 "price_change": null, "brands": [], "exclude_brands": ["TrailCo"], "sort": "relevance",
 "language": "en", "relation": "new", "references": []}
 
 Example 3
 Message: 第二个有没有黑色的
-JSON: {"query": "", "category": null, "required": ["黑色"], "excluded": [], "price_min": null,
-"price_max": null, "currency": null, "price_change": null, "brands": [], "exclude_brands": [],
+JSON: {"query": "", "category": null, "required": ["黑色"], "excluded": [], "min_price": null,
+"max_price": null, "currency": null, "price_change": null, "brands": [], "exclude_brands": [],
 "sort": "relevance", "language": "zh", "relation": "pick", "references": [2]}
 """
 

@@ -34,9 +34,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import machine, pct  # noqa: E402
 
-from ranking.events import SQLiteEventLog  # noqa: E402
-from ranking.ranker import Ranker  # noqa: E402
-from retrieval import Catalog, HybridRetriever, ingest_file  # noqa: E402
+from assistant.stack import build_stack  # noqa: E402
 from shopassist.config import Settings  # noqa: E402
 from shopassist.models import Event, EventType, SearchFilters  # noqa: E402
 from shopassist.resources import demo_catalog_path  # noqa: E402
@@ -55,8 +53,13 @@ def main() -> None:
     rng = random.Random(args.seed)
 
     settings = Settings.from_env(home=str(args.home))
-    catalog = Catalog(settings)
-    ingest_file(catalog, demo_catalog_path(), progress=True)
+    # the event log under test: a fresh one, apart from HOME/events.sqlite
+    events_dir = args.home / "bench-events"
+    shutil.rmtree(events_dir, ignore_errors=True)
+    stack = build_stack(
+        settings, catalog_file=demo_catalog_path(), progress=True, events_path=events_dir / "events.sqlite"
+    )
+    catalog = stack.catalog
     ids = sorted(p.id for p in catalog.products())
 
     # shared knowledge from real sessions mapped onto the catalog
@@ -64,17 +67,14 @@ def main() -> None:
     with open(SHARED / "sessions" / "diginetica" / "train_sessions.jsonl", encoding="utf-8") as handle:
         for line in handle:
             sessions.append([ids[i % len(ids)] for i in json.loads(line)["items"]])
-    ranker = Ranker(catalog)  # in-memory knowledge; the event log under test is attached below
+    ranker = stack.ranker  # over the fresh (empty) log: the shared knowledge is what is learned here
+    assert ranker is not None
     t = time.perf_counter()
     ranker.knowledge.learn_sessions(sessions)
     learn_s = time.perf_counter() - t
     print(f"learned {len(sessions)} sessions in {learn_s:.1f}s: {ranker.knowledge.stats()}", flush=True)
 
-    events_dir = args.home / "bench-events"
-    shutil.rmtree(events_dir, ignore_errors=True)
-    log = SQLiteEventLog(events_dir / "events.sqlite")
-    ranker.log = log
-    ranker.sessions.log = log
+    log = stack.events
 
     def random_event(k: int) -> dict:
         return {"session_id": f"load{k % 1000}", "type": "click", "product_id": rng.choice(ids)}
@@ -95,7 +95,7 @@ def main() -> None:
     # candidates: the retriever's top 200 for real queries
     with open(SHARED / "querylogs" / "multicpr_ecom_train_queries.tsv", encoding="utf-8") as handle:
         log_queries = [line.rstrip("\n").split("\t", 1)[1] for line in handle if "\t" in line]
-    retriever = HybridRetriever(catalog)
+    retriever = stack.retriever
     pools = []
     for q in rng.sample(log_queries, 200):
         found = retriever.search(q, SearchFilters(), top_k=200)
@@ -119,7 +119,7 @@ def main() -> None:
         after = ranker.rank(session, pool, query=q, k=10)
         event_to_rank.append((time.perf_counter() - t0) * 1000)
         changed += [c.product.id for c in after] != [c.product.id for c in before]
-    log.close()
+    stack.close()
 
     result = {
         "date": time.strftime("%Y-%m-%d"),

@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import machine, pct  # noqa: E402
 
-from retrieval import Catalog, HybridRetriever, ingest_file  # noqa: E402
+from assistant.stack import build_stack  # noqa: E402
+from retrieval import Catalog, HybridRetriever  # noqa: E402
 from shopassist.config import Settings  # noqa: E402
 from shopassist.models import Product, SearchFilters  # noqa: E402
 from shopassist.resources import demo_catalog_path  # noqa: E402
@@ -155,8 +156,8 @@ def freshness_other_process(settings: Settings, retriever: HybridRetriever, n: i
         import sys, time
         from shopassist.config import Settings
         from shopassist.models import Product
-        from retrieval import Catalog
-        cat = Catalog(Settings.from_env())
+        from assistant.stack import build_stack
+        cat = build_stack(Settings.from_env()).catalog
         for line in sys.stdin:
             i = int(line)
             cat.upsert([Product(id=f"xp-{i}-{time.time_ns()}", title=f"跨进程 新品 折叠雨伞 型号QW{i:04d}", price=66, stock=3)])
@@ -211,11 +212,12 @@ def main() -> None:
             with open(src, "w", encoding="utf-8") as handle:
                 for row in build_rows(size, title_queries, random.Random(args.seed)):
                     handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        catalog = Catalog(settings)
+        stack = build_stack(settings)
+        catalog = stack.catalog
         entry: dict = {}
         if len(catalog) < size:
             t = time.perf_counter()
-            report = ingest_file(catalog, src, progress=True)
+            report = stack.ingest(src, progress=True)
             seconds = time.perf_counter() - t
             entry["ingest"] = {
                 "products": report.added + report.updated,
@@ -223,7 +225,7 @@ def main() -> None:
                 "products_per_s": round((report.added + report.updated) / seconds, 1),
                 "rejected": report.rejected,
             }
-        retriever = HybridRetriever(catalog)
+        retriever = stack.retriever
         categories = sorted({p.category_levels[0] for p in catalog.products() if p.category_levels})
         filters = [make_filters(rng, categories) for _ in bench_queries]
         for q in bench_queries[:50]:  # warm the query path (jieba, Chroma graph load)

@@ -57,7 +57,7 @@ def main() -> None:
     queries = rng.sample(queries, 2000)
 
     port = free_port()
-    cmd = [sys.executable, "-m", "shopassist.cli", "serve", "--port", str(port), "--home", str(args.home)]
+    cmd = [sys.executable, "-m", "ui.cli", "serve", "--port", str(port), "--home", str(args.home)]
     cmd += ["--rate", "100000"] + ([] if args.llm else ["--no-llm"])
     # the catalog must be loaded already (`shopassist demo --home HOME` or bench_ranking.py)
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -76,13 +76,13 @@ def run_all(
     unknown = set(suites) - set(SUITES)
     if unknown:
         raise UsageError(f"unknown suites {sorted(unknown)}; the suites are: {', '.join(SUITES)}")
-    from evals.replay import _versions
+    from evals.replay import package_versions
 
     manifest = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "git_commit": _git_commit(),
         "machine": machine(),
-        "versions": _versions(),
+        "versions": package_versions(),
         "seed": seed,
         "shared_data": str(shared),
         "llm": llm.info() if llm is not None and hasattr(llm, "info") else None,
@@ -179,18 +179,18 @@ def _run_suite(
             progress=progress,
         )
     if suite == "replay":
+        from assistant.stack import build_stack
         from evals.common import eval_home, file_digest
         from evals.replay import load_run, run_replay
-        from retrieval import Catalog, ingest_file
         from shopassist.resources import demo_catalog_path
 
         # the bundled demo catalog in its own eval home (idempotent: only new or changed rows embed)
-        catalog = Catalog(eval_home(settings, "demo", file_digest(demo_catalog_path())))
-        ingest_file(catalog, demo_catalog_path(), progress=progress)
-        queries = _need(shared / "querylogs" / "multicpr_ecom_train_queries.tsv")
-        summary = run_replay(
-            queries, out_dir / "replay-run", catalog, limit=opts["replay_limit"], seed=seed, progress=progress
-        )
+        demo = demo_catalog_path()
+        with build_stack(eval_home(settings, "demo", file_digest(demo)), catalog_file=demo, progress=progress) as stack:
+            queries = _need(shared / "querylogs" / "multicpr_ecom_train_queries.tsv")
+            summary = run_replay(
+                queries, out_dir / "replay-run", stack, limit=opts["replay_limit"], seed=seed, progress=progress
+            )
         _, rows = load_run(out_dir / "replay-run")
         ms = sorted(r["ms"] for r in rows.values())
         empty = sum(1 for r in rows.values() if not r["top"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,16 @@ def load_suite(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def dialogue_settings(settings: Settings, home: Path, catalog_file: Path | None) -> Settings:
+    """``settings`` over a dialogue's fresh ``home`` (every backend option kept). With a Chroma
+    server the vectors go to a collection of their own per catalog file and embedder, never the
+    shopper-facing one (an embedded Chroma lives under ``home`` anyway)."""
+    from evals.common import file_digest
+
+    tag = file_digest(catalog_file) if catalog_file is not None else "empty"
+    return replace(settings.with_home(home), collection=f"eval-dialogues-{settings.embedder}-{tag}")
+
+
 def run_dialogues(
     path: Path,
     *,
@@ -107,11 +118,8 @@ def run_dialogues(
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from assistant.agent import ShoppingAgent
     from assistant.grounding import GroundingChecker
-    from assistant.state import SessionStore
-    from ranking.ranker import Ranker
-    from retrieval import Catalog, ingest_file
+    from assistant.stack import build_stack
     from retrieval.embedders import make_embedder
 
     path = Path(path)
@@ -126,23 +134,15 @@ def run_dialogues(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="shopassist-dialogues-") as tmp:
         for d in tqdm(suite, desc="dialogues", unit="dialogue", disable=not progress):
-            home = Path(tmp) / d["id"].replace("/", "_")
-            dsettings = Settings(
-                home=home,
-                embedder=settings.embedder,
-                embedder_path=settings.embedder_path,
-                embedder_url=settings.embedder_url,
-                embedder_model=settings.embedder_model,
-                embedder_api_key=settings.embedder_api_key,
-                threads=settings.threads,
-            )
-            catalog = Catalog(dsettings, embedder=embedder)
-            if d.get("catalog"):
-                report = ingest_file(catalog, path.parent / d["catalog"])
-                if report.rejected:
-                    raise UsageError(f"{d['id']}: {report.rejected} catalog rows rejected: {report.rejects[0].reason}")
-            # the product's configuration: the behaviour ranker with a fresh event log per dialogue
-            agent = ShoppingAgent(catalog, SessionStore(home / "sessions"), llm=llm, ranker=Ranker.open(catalog, home))
+            catalog_file = path.parent / d["catalog"] if d.get("catalog") else None
+            dsettings = dialogue_settings(settings, Path(tmp) / d["id"].replace("/", "_"), catalog_file)
+            # the product's configuration: the behaviour ranker, with a fresh event log per dialogue
+            stack = build_stack(dsettings, llm=llm, embedder=embedder, catalog_file=catalog_file)
+            report = stack.ingest_report
+            if report is not None and report.rejected:
+                stack.close()
+                raise UsageError(f"{d['id']}: {report.rejected} catalog rows rejected: {report.rejects[0].reason}")
+            agent, catalog = stack.agent, stack.catalog
             checker = GroundingChecker(brands=agent.checker.brands, facet_values=agent.checker.facet_values)
             ok_all = True
             for i, turn in enumerate(d["turns"], 1):
@@ -181,6 +181,7 @@ def run_dialogues(
                     )
                 else:
                     turns_passed += 1
+            stack.close()
             dialogues_passed += ok_all
             per_dialogue.append({"id": d["id"], "passed": ok_all})
     latencies.sort()

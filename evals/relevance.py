@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.common import Qrels, Run, evaluate, file_digest
-from evals.retrieval import build_eval_catalog
+from evals.retrieval import build_eval_stack
 from shopassist.config import Settings
 from shopassist.errors import UsageError
 
@@ -85,13 +85,11 @@ def random_run(qrels: Qrels, seed: int = 0) -> Run:
 def run_crowdflower(path: Path, *, settings: Settings, progress: bool = False, config: Any = None) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from retrieval import HybridRetriever
-
     products, queries, qrels = load_crowdflower(path)
     t0 = time.perf_counter()
-    catalog = build_eval_catalog(settings, products, "crowdflower", file_digest(Path(path)), progress)
+    stack = build_eval_stack(settings, products, "crowdflower", file_digest(Path(path)), progress, config)
     t1 = time.perf_counter()
-    retriever = HybridRetriever(catalog, config) if config is not None else HybridRetriever(catalog)
+    retriever = stack.retriever
     run: Run = {}
     for qid, text in tqdm(queries.items(), desc="rank", unit="query", disable=not progress):
         ranked = retriever.rank(text, list(qrels[qid]))

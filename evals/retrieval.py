@@ -11,11 +11,14 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals.common import Qrels, Run, eval_home, evaluate, file_digest
 from shopassist.config import Settings
 from shopassist.errors import UsageError
+
+if TYPE_CHECKING:
+    from assistant.stack import Stack
 
 METRICS = ["MRR@10", "Recall@10", "Recall@100"]
 _PUNCT = re.compile(r"^[\W_]+$")
@@ -79,15 +82,18 @@ def bm25_baseline(docs: list[dict[str, str]], queries: dict[str, str], k: int = 
     return run
 
 
-def build_eval_catalog(settings: Settings, docs: list[dict[str, Any]], name: str, digest: str, progress: bool):  # type: ignore[no-untyped-def]
-    """Load ``docs`` (dicts in the catalog schema) into a cached eval home; returns the Catalog."""
+def build_eval_stack(
+    settings: Settings, docs: list[dict[str, Any]], name: str, digest: str, progress: bool, config: Any = None
+) -> Stack:
+    """Load ``docs`` (dicts in the catalog schema) into a cached eval home; returns its stack
+    (catalog, and the retriever with ``config``)."""
     from tqdm import tqdm
 
-    from retrieval import Catalog
+    from assistant.stack import build_stack
     from shopassist.models import Product
 
-    eval_settings = eval_home(settings, name, digest)
-    catalog = Catalog(eval_settings)
+    stack = build_stack(eval_home(settings, name, digest), retrieval=config)
+    catalog = stack.catalog
     if len(catalog) != len(docs):
         bar = tqdm(total=len(docs), desc=f"index {name}", unit="doc", disable=not progress)
         for i in range(0, len(docs), 512):
@@ -95,7 +101,7 @@ def build_eval_catalog(settings: Settings, docs: list[dict[str, Any]], name: str
             catalog.upsert(chunk)
             bar.update(len(chunk))
         bar.close()
-    return catalog
+    return stack
 
 
 def run_multicpr(
@@ -108,8 +114,6 @@ def run_multicpr(
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from retrieval import HybridRetriever
-
     data_dir = Path(data_dir)
     corpus, queries, qrels = load_multicpr(data_dir)
     if limit:
@@ -118,9 +122,9 @@ def run_multicpr(
         qrels = {q: qrels[q] for q in keep}
     digest = file_digest(data_dir / "corpus.jsonl")
     t0 = time.perf_counter()
-    catalog = build_eval_catalog(settings, corpus, "multicpr", digest, progress)
+    stack = build_eval_stack(settings, corpus, "multicpr", digest, progress, config)
     t1 = time.perf_counter()
-    retriever = HybridRetriever(catalog, config) if config is not None else HybridRetriever(catalog)
+    retriever = stack.retriever
     run: Run = {}
     latencies = []
     for qid, text in tqdm(queries.items(), desc="search", unit="query", disable=not progress):

@@ -60,6 +60,18 @@ def validate_event(raw: Event | Mapping[str, Any]) -> Event:
         raise ValueError("; ".join(reasons)) from None
 
 
+def validate_events(events: Iterable[Event | Mapping[str, Any]]) -> AppendResult:
+    """Every event validated: the valid ones in ``accepted`` (not stored yet, no ``seq``), each
+    invalid one in ``rejected`` with its index in the batch and the reason."""
+    result = AppendResult()
+    for i, raw in enumerate(events):
+        try:
+            result.accepted.append(validate_event(raw))
+        except ValueError as exc:
+            result.rejected.append((i, str(exc)))
+    return result
+
+
 class EventLog(Protocol):
     """What the ranking needs from an event log."""
 
@@ -97,13 +109,8 @@ class SQLiteEventLog:
         self.close()
 
     def append(self, events: Iterable[Event | Mapping[str, Any]]) -> AppendResult:
-        result = AppendResult()
-        valid: list[Event] = []
-        for i, raw in enumerate(events):
-            try:
-                valid.append(validate_event(raw))
-            except ValueError as exc:
-                result.rejected.append((i, str(exc)))
+        result = validate_events(events)
+        valid = result.accepted
         if not valid:
             return result
         rows = [(e.ts, e.session_id, e.type.value, e.product_id, e.query) for e in valid]

@@ -25,22 +25,21 @@ from __future__ import annotations
 import heapq
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ranking.events import AppendResult, EventLog, SQLiteEventLog
+from ranking.events import AppendResult, EventLog, validate_events
 from ranking.knowledge import SharedKnowledge
 from ranking.session import SessionProfile, SessionTracker
-from shopassist.models import Candidate, Event, EventType, Product
+from shopassist.models import Candidate, Event, Product
 
 
 class RankingWeights(BaseModel):
     """Feature weights; text relevance is the unit.
 
-    ``popularity`` was fitted by ``python -m ranking.tune`` on real Diginetica sessions against
+    ``popularity`` was fitted by ``python benchmarks/tune_ranker.py`` on real Diginetica sessions against
     ``interest`` (0.3 → 0.05; held-out MRR 0.2924 → 0.2930, ~4,800 clicks: once a session has
     history, what it did says far more than what is popular). The others are not fitted yet: no
     log here has searches and product content (see ``ranking/tune.py``); they are set so that a
@@ -101,25 +100,10 @@ class Ranker:
         if log is not None:  # the shared knowledge is rebuilt by replaying the whole log
             self.knowledge.observe_all(log.replay())
 
-    @classmethod
-    def open(cls, catalog: Any, home: Path | str, weights: RankingWeights | None = None) -> Ranker:
-        return cls(catalog, SQLiteEventLog(Path(home) / "events.sqlite"), weights)
-
     # -- events --------------------------------------------------------------------------------
     def record(self, events: Iterable[Event | Mapping[str, Any]]) -> AppendResult:
         """Validate, write durably, then apply. Invalid events are returned with their reasons."""
-        events = list(events)
-        if self.log is not None:
-            result = self.log.append(events)
-        else:
-            from ranking.events import validate_event
-
-            result = AppendResult()
-            for i, raw in enumerate(events):
-                try:
-                    result.accepted.append(validate_event(raw))
-                except ValueError as exc:
-                    result.rejected.append((i, str(exc)))
+        result = self.log.append(events) if self.log is not None else validate_events(events)
         with self._lock:
             for e in result.accepted:
                 self.sessions.observe(e)
@@ -356,11 +340,3 @@ class Ranker:
         take(self.knowledge.trending_items(k * 3, allowed=allowed_set))
         take(self.knowledge.popular_items(k * 3, allowed=allowed_set))
         return out
-
-
-def known_event_types() -> list[str]:
-    return [t.value for t in EventType]
-
-
-def weights_table(weights: RankingWeights) -> list[tuple[str, float]]:
-    return [(name, getattr(weights, name)) for name in FEATURES]

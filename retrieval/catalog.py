@@ -13,6 +13,10 @@ two ingests never interleave their batches.
 Reads call ``refresh()`` first: one indexed SQLite read of the change sequence, and only the rows
 changed since the last refresh are applied. That is what makes an upsert by any process visible
 to the next search of every process on the same home.
+
+Readers outside this module never touch the mirror: ``view()`` refreshes and returns a
+``CatalogView`` (retrieval/mirror.py), the read-only interface searches use; ``get``,
+``doc_terms``, ``vectors_for`` and ``nearest`` serve single lookups.
 """
 
 from __future__ import annotations
@@ -21,18 +25,19 @@ import contextlib
 import fcntl
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.filters import brand_names, matches, matches_rest
-from retrieval.lexical import BM25Index
+from retrieval.filters import matches_rest
+from retrieval.lexical import BM25View
+from retrieval.mirror import CatalogView, Mirror
 from retrieval.store import Change, ProductStore, StoreItem, product_hash
 from retrieval.tokenize import Tokenizer, default_tokenizer
 from shopassist.config import Settings
-from shopassist.models import Product, SearchFilters, split_category
+from shopassist.models import Product, SearchFilters
 
 if TYPE_CHECKING:
     from retrieval.embedders import Embedder
@@ -47,148 +52,6 @@ class UpsertResult:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     seq: int = 0
-
-
-class _Mirror:
-    """In-memory copy of the live catalog, indexed by BM25 slot."""
-
-    def __init__(self, k1: float, b: float) -> None:
-        self.bm25 = BM25Index(k1=k1, b=b)
-        self.products: dict[str, Product] = {}
-        self.price = np.full(1024, np.nan, dtype=np.float64)
-        self.stock = np.full(1024, -1, dtype=np.int64)
-        self.currency: list[str] = []
-        self.brand_slots: dict[str, set[int]] = {}
-        self.category_slots: dict[str, set[int]] = {}
-        self.vectors: np.ndarray | None = None  # (capacity, dim) float32, main vectors by slot
-        self.has_vector = np.zeros(1024, dtype=bool)
-        self.live = np.zeros(1024, dtype=bool)
-        self.doc_vectors: dict[int, np.ndarray] = {}
-        self.seq = 0
-
-    def _grow(self, slot: int) -> None:
-        if slot >= len(self.price):
-            size = max(2 * len(self.price), slot + 1)
-            price = np.full(size, np.nan, dtype=np.float64)
-            price[: len(self.price)] = self.price
-            stock = np.full(size, -1, dtype=np.int64)
-            stock[: len(self.stock)] = self.stock
-            self.price, self.stock = price, stock
-            has = np.zeros(size, dtype=bool)
-            has[: len(self.has_vector)] = self.has_vector
-            self.has_vector = has
-            live = np.zeros(size, dtype=bool)
-            live[: len(self.live)] = self.live
-            self.live = live
-        if self.vectors is not None and slot >= len(self.vectors):
-            grown = np.zeros((max(2 * len(self.vectors), slot + 1), self.vectors.shape[1]), dtype=np.float32)
-            grown[: len(self.vectors)] = self.vectors
-            self.vectors = grown
-        while len(self.currency) <= slot:
-            self.currency.append("")
-
-    @staticmethod
-    def _category_keys(product: Product) -> set[str]:
-        levels = [lv.casefold() for lv in split_category(product.category)]
-        keys = {"p:" + " > ".join(levels[: i + 1]) for i in range(len(levels))}
-        keys |= {"n:" + lv for lv in levels}
-        return keys
-
-    def remove(self, product_id: str) -> None:
-        old = self.products.pop(product_id, None)
-        slot = self.bm25.slot(product_id)
-        if slot is None:
-            return
-        if old is not None:
-            for name in brand_names(old.brand):
-                self.brand_slots.get(name, set()).discard(slot)
-            for key in self._category_keys(old):
-                self.category_slots.get(key, set()).discard(slot)
-        self.price[slot] = np.nan
-        self.stock[slot] = -1
-        self.currency[slot] = ""
-        self.has_vector[slot] = False
-        self.live[slot] = False
-        self.doc_vectors.pop(slot, None)
-        self.bm25.remove(product_id)
-
-    def put(
-        self,
-        product: Product,
-        tokens: list[str],
-        vector: np.ndarray | None = None,
-        doc_vector: np.ndarray | None = None,
-    ) -> None:
-        self.remove(product.id)
-        slot = self.bm25.upsert(product.id, tokens)
-        if vector is not None and self.vectors is None:
-            self.vectors = np.zeros((max(1024, len(self.price)), len(vector)), dtype=np.float32)
-        self._grow(slot)
-        if vector is not None and self.vectors is not None:
-            self.vectors[slot] = vector
-            self.has_vector[slot] = True
-        if doc_vector is not None:
-            self.doc_vectors[slot] = doc_vector
-        self.products[product.id] = product
-        self.live[slot] = True
-        self.price[slot] = np.nan if product.price is None else product.price
-        self.stock[slot] = -1 if product.stock is None else product.stock
-        self.currency[slot] = product.currency
-        for name in brand_names(product.brand):
-            self.brand_slots.setdefault(name, set()).add(slot)
-        for key in self._category_keys(product):
-            self.category_slots.setdefault(key, set()).add(slot)
-
-    def scalar_mask(self, filters: SearchFilters) -> np.ndarray | None:
-        """Boolean mask over slots for the scalar filters; None when there are none."""
-        f = filters
-        n = self.bm25.capacity
-        mask: np.ndarray | None = None
-
-        def both(m: np.ndarray) -> None:
-            nonlocal mask
-            mask = m if mask is None else (mask & m)
-
-        price = self.price[:n]
-        if f.min_price is not None or f.max_price is not None:
-            with np.errstate(invalid="ignore"):
-                m = ~np.isnan(price)
-                if f.min_price is not None:
-                    m &= price >= f.min_price
-                if f.max_price is not None:
-                    m &= price <= f.max_price
-            both(m)
-        if f.currency:
-            cur = f.currency.upper()
-            both(np.fromiter((c == cur for c in self.currency[:n]), dtype=bool, count=n))
-        if f.in_stock:
-            both(self.stock[:n] != 0)
-        if f.brands:
-            m = np.zeros(n, dtype=bool)
-            for b in f.brands:
-                slots = self.brand_slots.get(b.strip().casefold())
-                if slots:
-                    m[list(slots)] = True
-            both(m)
-        if f.exclude_brands:
-            m = np.ones(n, dtype=bool)
-            for b in f.exclude_brands:
-                slots = self.brand_slots.get(b.strip().casefold())
-                if slots:
-                    m[list(slots)] = False
-            both(m)
-        if f.category:
-            levels = [lv.casefold() for lv in split_category(f.category)]
-            keys = ["p:" + " > ".join(levels)]
-            if len(levels) == 1:
-                keys.append("n:" + levels[0])
-            m = np.zeros(n, dtype=bool)
-            for key in keys:
-                slots = self.category_slots.get(key)
-                if slots:
-                    m[list(slots)] = True
-            both(m)
-        return mask
 
 
 class Catalog:
@@ -209,7 +72,8 @@ class Catalog:
         self.tokenizer = tokenizer or default_tokenizer()
         self._embedder = embedder
         self._vectors: ChromaVectorIndex | None = None
-        self._mirror = _Mirror(k1, b)
+        self._mirror = Mirror(k1, b)
+        self._view = CatalogView(self._mirror)
         self._lock = threading.RLock()
         self._loaded = False
         self._own_seqs: set[int] = set()  # sequences this process wrote (its Chroma graph has them)
@@ -233,9 +97,10 @@ class Catalog:
         return self._vectors
 
     @property
-    def bm25(self) -> BM25Index:
+    def bm25(self) -> BM25View:
+        """The BM25 index, refreshed and read-only (the same as ``view().bm25``)."""
         self.refresh()
-        return self._mirror.bm25
+        return self._view.bm25
 
     def _check_tokenizer(self) -> None:
         stored = self.store.meta("tokenizer")
@@ -250,6 +115,14 @@ class Catalog:
             )
 
     # -- the in-memory mirror ----------------------------------------------------------------------
+    def view(self) -> CatalogView:
+        """Refresh, then the read-only view of the live catalog that searches read (see mirror.py).
+
+        The view is live and shares the mirror's storage: take one per operation (a search), it
+        costs one refresh and copies nothing."""
+        self.refresh()
+        return self._view
+
     def refresh(self) -> int:
         """Apply changes other processes (or this one) committed; returns how many."""
         with self._lock:
@@ -300,6 +173,11 @@ class Catalog:
     def products(self) -> Iterator[Product]:
         self.refresh()
         yield from list(self._mirror.products.values())
+
+    def doc_terms(self, product_id: str) -> Mapping[str, int]:
+        """The indexed (tokenized) terms of a product and their counts, read-only; empty if unknown."""
+        self.refresh()
+        return self._view.doc_terms(product_id)
 
     # -- writes ------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -377,35 +255,22 @@ class Catalog:
         bar.close()
         return len(products)
 
-    # -- what the retriever reads -------------------------------------------------------------------
+    # -- what the retriever reads (see CatalogView for the whole read-only interface) ---------------
     def scalar_mask(self, filters: SearchFilters) -> np.ndarray | None:
+        """Refresh, then the boolean mask over slots for the scalar filters (None: there are none)."""
         self.refresh()
-        return self._mirror.scalar_mask(filters)
+        return self._view.scalar_mask(filters)
 
-    def allowed(self, filters: SearchFilters):  # type: ignore[no-untyped-def]
+    def allowed(self, filters: SearchFilters) -> Callable[[str], bool]:
         """A predicate on ids: the product is live and passes every filter."""
-        products = self._mirror.products
-
-        def check(pid: str) -> bool:
-            p = products.get(pid)
-            return p is not None and matches(p, filters)
-
-        return check
+        return self._view.allowed(filters)
 
     def passes_rest(self, product: Product, filters: SearchFilters) -> bool:
         return matches_rest(product, filters)
 
     def vector_of(self, product_id: str, kind: str = "main") -> np.ndarray | None:
-        """The stored vector of a product ('main' or 'doc'); None if it has none."""
-        m = self._mirror
-        slot = m.bm25.slot(product_id)
-        if slot is None:
-            return None
-        if kind == "doc":
-            return m.doc_vectors.get(slot)
-        if m.vectors is None or not m.has_vector[slot]:
-            return None
-        return m.vectors[slot]
+        """The stored vector of a product ('main' or 'doc'), read-only; None if it has none."""
+        return self._view.vector_of(product_id, kind)
 
     def vectors_for(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Main vectors of ``ids`` as rows (zeros where missing) and a mask of which exist."""
@@ -446,7 +311,4 @@ class Catalog:
 
     def exact_dense(self, qvec: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """Cosine of ``qvec`` with the main vectors at ``slots`` (0 where a vector is missing)."""
-        m = self._mirror
-        if m.vectors is None or len(slots) == 0:
-            return np.zeros(len(slots), dtype=np.float32)
-        return (m.vectors[slots] @ qvec) * m.has_vector[slots]
+        return self._view.exact_dense(qvec, slots)

@@ -94,6 +94,7 @@ class _BaseEmbedder:
         if cached is not None:
             return cached
         vector = _normalise(self._encode([key or " "]))[0]
+        vector.setflags(write=False)  # shared through the cache: a caller must not change it
         self._cache.put(key, vector)
         return vector
 

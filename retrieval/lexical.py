@@ -9,13 +9,17 @@ dropped when the term's postings change. Scoring is the Lucene BM25 variant (the
     s(d, q)  = sum_t idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avgdl))
 
 Slots of deleted documents are recycled, so the arrays stay as large as the live catalog.
+
+``BM25View`` is the read-only face of an index (lookups and scoring, no updates) that the catalog
+hands to readers; it shares the index's storage, so it costs nothing per search.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 
@@ -159,3 +163,64 @@ class BM25Index:
             if doc_id is not None:
                 out.append((doc_id, float(scores[i])))
         return out
+
+
+class BM25View:
+    """Read-only view of a ``BM25Index``: the same lookups and scoring, no updates, no copies.
+
+    ``slot_ids`` is the index's own list (typed read-only: do not change it); ``doc_terms``
+    returns a read-only mapping over the index's own counts.
+    """
+
+    __slots__ = ("_index",)
+
+    def __init__(self, index: BM25Index) -> None:
+        self._index = index
+
+    @property
+    def k1(self) -> float:
+        return self._index.k1
+
+    @property
+    def b(self) -> float:
+        return self._index.b
+
+    def __len__(self) -> int:
+        """How many documents are indexed."""
+        return len(self._index)
+
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self._index
+
+    @property
+    def capacity(self) -> int:
+        """How many slots exist (live or free): the length of ``slot_ids`` and of score arrays."""
+        return self._index.capacity
+
+    @property
+    def slot_ids(self) -> Sequence[str | None]:
+        """The document id in each slot (None for a free slot)."""
+        return self._index.slot_ids
+
+    def slot(self, doc_id: str) -> int | None:
+        """The slot of a document, None if it is not indexed."""
+        return self._index.slot(doc_id)
+
+    def doc_terms(self, doc_id: str) -> Mapping[str, int]:
+        """The terms of a document and their counts (empty if it is not indexed)."""
+        return MappingProxyType(self._index.doc_terms(doc_id))
+
+    def idf(self, term: str) -> float:
+        return self._index.idf(term)
+
+    def score(self, query_tokens: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, scores) of every document that shares a term with the query, unsorted."""
+        return self._index.score(query_tokens)
+
+    def score_all(self, query_tokens: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(touched slots, a score array over every slot): for looking up any document's score."""
+        return self._index.score_all(query_tokens)
+
+    def top(self, query_tokens: Iterable[str], k: int) -> list[tuple[str, float]]:
+        """The ``k`` best (id, score) for the query."""
+        return self._index.top(query_tokens, k)

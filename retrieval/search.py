@@ -23,7 +23,6 @@ RRF was measured too and lost on both sets (it gives the weak leg an equal vote)
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from retrieval.catalog import Catalog
 from retrieval.filters import needs_item_check
+from retrieval.mirror import CatalogView
 from shopassist.models import Candidate, Product, SearchFilters, detect_language
 
 FEATURES = ("bm25", "dense", "doc", "coverage", "pairs")
@@ -71,13 +71,6 @@ class HybridConfig:
         return self.zh_weights if detect_language(query) == "zh" else self.en_weights
 
 
-@dataclass
-class SearchTimings:
-    lexical_ms: float = 0.0
-    dense_ms: float = 0.0
-    fusion_ms: float = 0.0
-
-
 def _z(values: np.ndarray) -> np.ndarray:
     sd = float(values.std())
     if sd < 1e-12:
@@ -102,31 +95,32 @@ class HybridRetriever:
     def __init__(self, catalog: Catalog, config: HybridConfig | None = None) -> None:
         self.catalog = catalog
         self.config = config or HybridConfig()
-        self.last_timings = SearchTimings()
 
     # -- legs ----------------------------------------------------------------------------------
     def lexical(self, query: str, filters: SearchFilters, depth: int) -> list[tuple[str, float]]:
-        return self._lexical(self.catalog.tokenizer(query), filters, depth)[0]
+        view = self.catalog.view()
+        return self._lexical(view, self.catalog.tokenizer(query), filters, depth)[0]
 
     def _lexical(
-        self, tokens: list[str], filters: SearchFilters, depth: int
+        self, view: CatalogView, tokens: list[str], filters: SearchFilters, depth: int
     ) -> tuple[list[tuple[str, float]], np.ndarray]:
         catalog = self.catalog
-        bm25 = catalog.bm25  # refreshes the mirror
+        bm25 = view.bm25
         slots, acc = bm25.score_all(tokens)
         if len(slots) == 0:
             return [], acc
         scores = acc[slots]
-        mask = catalog.scalar_mask(filters)
+        mask = view.scalar_mask(filters)
         if mask is not None:
             keep = mask[slots]
             slots, scores = slots[keep], scores[keep]
         order = np.argsort(-scores, kind="stable")
         out: list[tuple[str, float]] = []
         check_rest = needs_item_check(filters)
-        products = catalog._mirror.products
+        products = view.products
+        slot_ids = bm25.slot_ids
         for i in order:
-            pid = bm25.slot_ids[int(slots[i])]
+            pid = slot_ids[int(slots[i])]
             if pid is None:
                 continue
             if check_rest:
@@ -140,10 +134,12 @@ class HybridRetriever:
 
     def dense(self, query: str, filters: SearchFilters, depth: int) -> list[tuple[str, float]]:
         catalog = self.catalog
-        catalog.refresh()
-        return self._dense(catalog.embedder.embed_query(query), filters, depth)
+        view = catalog.view()
+        return self._dense(view, catalog.embedder.embed_query(query), filters, depth)
 
-    def _dense(self, qvec: np.ndarray, filters: SearchFilters, depth: int) -> list[tuple[str, float]]:
+    def _dense(
+        self, view: CatalogView, qvec: np.ndarray, filters: SearchFilters, depth: int
+    ) -> list[tuple[str, float]]:
         """Top ``depth`` products by cosine that pass ``filters``.
 
         The plan depends on how much of the catalog the filters keep (known exactly from the
@@ -154,14 +150,12 @@ class HybridRetriever:
         the graph are always scored exactly.
         """
         catalog = self.catalog
-        mirror = catalog._mirror
-        n_live = len(mirror.products)
+        n_live = len(view)
         if n_live == 0:
             return []
-        allowed = catalog.allowed(filters)
-        mask = catalog.scalar_mask(filters)
-        cap = mirror.bm25.capacity
-        live = mirror.live[:cap]
+        allowed = view.allowed(filters)
+        mask = view.scalar_mask(filters)
+        live = view.live
         matched = n_live if mask is None else int((mask & live).sum())
         if matched == 0:
             return []
@@ -172,15 +166,15 @@ class HybridRetriever:
                 hits = [(pid, s) for pid, s in catalog.vectors.query(qvec, n) if allowed(pid)]
                 stale = catalog.vectors.stale
                 if stale:
-                    hits.extend(self._exact_for([pid for pid in stale if allowed(pid)], qvec))
+                    hits.extend(self._exact_for(view, [pid for pid in stale if allowed(pid)], qvec))
                     hits.sort(key=lambda h: -h[1])
                 if len(hits) >= depth or n >= n_live:
                     return hits[:depth]
         slots = np.flatnonzero(live if mask is None else (mask & live))
-        scores = catalog.exact_dense(qvec, slots)
+        scores = view.exact_dense(qvec, slots)
         order = np.argsort(-scores, kind="stable")
         out: list[tuple[str, float]] = []
-        slot_ids = mirror.bm25.slot_ids
+        slot_ids = view.bm25.slot_ids
         for i in order:
             pid = slot_ids[int(slots[i])]
             if pid is not None and allowed(pid):
@@ -189,10 +183,10 @@ class HybridRetriever:
                     break
         return out
 
-    def _exact_for(self, ids: list[str], qvec: np.ndarray) -> list[tuple[str, float]]:
+    def _exact_for(self, view: CatalogView, ids: list[str], qvec: np.ndarray) -> list[tuple[str, float]]:
         out = []
         for pid in ids:
-            v = self.catalog.vector_of(pid)
+            v = view.vector_of(pid)
             if v is not None:
                 out.append((pid, float(v @ qvec)))
         return out
@@ -200,6 +194,7 @@ class HybridRetriever:
     # -- features and fusion ---------------------------------------------------------------------
     def _featurise(
         self,
+        view: CatalogView,
         query: str,
         tokens: list[str],
         qvec: np.ndarray | None,
@@ -208,7 +203,7 @@ class HybridRetriever:
         weights: FusionWeights,
     ) -> None:
         catalog = self.catalog
-        bm25 = catalog._mirror.bm25
+        bm25 = view.bm25
         ids = list(rows)
         if not ids:
             return
@@ -220,15 +215,15 @@ class HybridRetriever:
         if qvec is not None and (weights.dense or weights.doc):
             for pid in ids:
                 if "dense" not in rows[pid].features:
-                    v = catalog.vector_of(pid)
+                    v = view.vector_of(pid)
                     rows[pid].features["dense"] = float(v @ qvec) if v is not None else 0.0
                 if weights.doc:
-                    d = catalog.vector_of(pid, "doc")
+                    d = view.vector_of(pid, "doc")
                     rows[pid].features["doc"] = float(d @ qvec) if d is not None else rows[pid].features["dense"]
         if weights.coverage or weights.pairs:
             qset = set(tokens)
             qpairs = _pairs(tokens)
-            products = catalog._mirror.products
+            products = view.products
             for pid in ids:
                 terms = bm25.doc_terms(pid)
                 rows[pid].features["coverage"] = len(qset & terms.keys()) / len(qset) if qset else 0.0
@@ -248,8 +243,8 @@ class HybridRetriever:
         for pid, s in zip(ids, fused, strict=True):
             rows[pid].score = float(s)
 
-    def _candidates(self, rows: dict[str, _Scored], query: str) -> list[Candidate]:
-        products = self.catalog._mirror.products
+    def _candidates(self, view: CatalogView, rows: dict[str, _Scored], query: str) -> list[Candidate]:
+        products = view.products
         ordered = sorted(
             rows.values(),
             key=lambda r: (-r.score, -r.features.get("dense", 0.0), r.lexical_rank or 10**9, r.pid),
@@ -279,20 +274,16 @@ class HybridRetriever:
         if top_k < 1:
             raise ValueError("top_k must be at least 1")
         cfg = self.config
-        self.catalog.refresh()
+        view = self.catalog.view()
         query = (query or "").strip()
         tokens = self.catalog.tokenizer(query) if query else []
         if not tokens:
             return self.browse(filters, top_k)
-        timings = SearchTimings()
-        t0 = time.perf_counter()
         lexical, bm25_all = (
-            self._lexical(tokens, filters, max(cfg.lexical_depth, top_k)) if cfg.use_lexical else ([], None)
+            self._lexical(view, tokens, filters, max(cfg.lexical_depth, top_k)) if cfg.use_lexical else ([], None)
         )
-        t1 = time.perf_counter()
         qvec = self.catalog.embedder.embed_query(query) if cfg.use_dense else None
-        dense = self._dense(qvec, filters, max(cfg.dense_depth, top_k)) if qvec is not None else []
-        t2 = time.perf_counter()
+        dense = self._dense(view, qvec, filters, max(cfg.dense_depth, top_k)) if qvec is not None else []
         rows: dict[str, _Scored] = {}
         for rank, (pid, s) in enumerate(lexical, 1):
             rows[pid] = _Scored(pid, {"bm25": s}, lexical_rank=rank)
@@ -301,22 +292,16 @@ class HybridRetriever:
             row.features["dense"] = s
             row.dense_rank = rank
         if cfg.use_lexical and cfg.use_dense:
-            self._featurise(query, tokens, qvec, rows, bm25_all, cfg.weights_for(query))
+            self._featurise(view, query, tokens, qvec, rows, bm25_all, cfg.weights_for(query))
         else:  # a single leg ranks by its own score
             for row in rows.values():
                 row.score = row.features.get("bm25" if cfg.use_lexical else "dense", 0.0)
-        out = self._candidates(rows, query)[:top_k]
-        t3 = time.perf_counter()
-        timings.lexical_ms = (t1 - t0) * 1000
-        timings.dense_ms = (t2 - t1) * 1000
-        timings.fusion_ms = (t3 - t2) * 1000
-        self.last_timings = timings
-        return out
+        return self._candidates(view, rows, query)[:top_k]
 
     def rank(self, query: str, ids: Sequence[str]) -> list[Candidate]:
         """Order the given products for ``query`` with the same features and weights as search."""
-        self.catalog.refresh()
-        products = self.catalog._mirror.products
+        view = self.catalog.view()
+        products = view.products
         rows = {pid: _Scored(pid) for pid in dict.fromkeys(ids) if pid in products}
         if not rows:
             return []
@@ -329,8 +314,8 @@ class HybridRetriever:
         elif not self.config.use_dense:
             qvec = None
             weights = FusionWeights(bm25=1, dense=0, doc=0, coverage=0, pairs=0)
-        self._featurise(query, tokens, qvec, rows, None, weights)
-        return self._candidates(rows, query)
+        self._featurise(view, query, tokens, qvec, rows, None, weights)
+        return self._candidates(view, rows, query)
 
     def browse(self, filters: SearchFilters, top_k: int) -> list[Candidate]:
         """No query text: the products that pass the filters, best selling / best rated first."""

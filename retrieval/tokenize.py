@@ -23,10 +23,21 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 
+from shopassist.text import CJK_CLASS, CJK_RUN
+
+__all__ = [
+    "EN_STOPWORDS",
+    "TOKENIZER_VERSION",
+    "Tokenizer",
+    "default_tokenizer",
+    "jieba_tokenizer",
+    "lexicon_words",
+    "normalise",
+]
+
 TOKENIZER_VERSION = "zh-jieba-all+lex+char/en-snowball-v3"
 
-_RUNS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:[.'][a-z0-9]+)*")
-_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_RUNS = re.compile(rf"[{CJK_CLASS}]+|[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _CJK_PUNCT_ONLY = re.compile(r"^[\W_]+$")
 
 EN_STOPWORDS = frozenset(
@@ -155,9 +166,11 @@ def lexicon_words(kind: str = "") -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _jieba():  # type: ignore[no-untyped-def]
-    """One jieba tokenizer per process, its dictionary extended with the shipped brand and
-    product-word lexicons (about 0.6 s, once)."""
+def jieba_tokenizer():  # type: ignore[no-untyped-def]
+    """The one jieba tokenizer of the process (a ``jieba.Tokenizer``, initialised on the first
+    call), its dictionary extended with the shipped brand and product-word lexicons (about 0.6 s,
+    once). Shared by the lexical leg, the facet vocabulary and the rule parser; its ``lcut`` and
+    ``FREQ`` are what they use."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -197,10 +210,10 @@ class Tokenizer:
         english: list[str] = []
         for match in _RUNS.finditer(text):
             run = match.group(0)
-            if _CJK_RUN.fullmatch(run):
+            if CJK_RUN.fullmatch(run):
                 if self.cjk_words and len(run) > 1:
                     with _lock:
-                        words = _jieba().lcut(run, cut_all=True)
+                        words = jieba_tokenizer().lcut(run, cut_all=True)
                     tokens.extend(w for w in words if w.strip() and not _CJK_PUNCT_ONLY.match(w))
                 if self.cjk_chars or len(run) == 1:
                     tokens.extend("#" + ch for ch in run)

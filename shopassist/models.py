@@ -1,6 +1,6 @@
 """Shared typed models: the one home every package may import.
 
-Kept small on purpose (see GUIDE.md): a product record, the filters a search takes, and the
+Kept small on purpose (typed, small interfaces): a product record, the filters a search takes, and the
 candidate a search returns. Intent, event and conversation models join later, next to these.
 """
 
@@ -14,18 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shopassist.text import detect_language  # defined there; importable from here too
+
 CATEGORY_SEP = " > "
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _HTML_TAG = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
 
 AttributeValue = str | list[str]
-
-
-def detect_language(text: str) -> str:
-    """'zh' when the text holds any CJK ideograph, else 'en'."""
-    return "zh" if _CJK.search(text or "") else "en"
 
 
 def split_category(path: str) -> list[str]:
@@ -235,6 +231,16 @@ class Product(BaseModel):
     def record(self) -> dict[str, Any]:
         """The JSON-ready record, extras included."""
         return self.model_dump(mode="json")
+
+
+class Sort(StrEnum):
+    """How results are ordered: by relevance (the ranker's order) or by one product field."""
+
+    relevance = "relevance"
+    price_asc = "price_asc"
+    price_desc = "price_desc"
+    rating = "rating"
+    sales = "sales"
 
 
 class SearchFilters(BaseModel):

@@ -1,4 +1,4 @@
-"""Shared fixtures: real components in temp dirs (GUIDE.md: real over mocks).
+"""Shared fixtures: real components in temp dirs (real components over mocks).
 
 The packaged USE embedder is loaded once per session and shared; every test gets its own home.
 """

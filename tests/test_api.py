@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from assistant.agent import ShoppingAgent
 from assistant.state import SessionStore
 from evals.dialogues import default_suite
+from ranking.events import SQLiteEventLog
 from ranking.ranker import Ranker
 from retrieval import Catalog, ingest_file
 from ui.api import create_app
@@ -25,7 +26,7 @@ APPAREL = Path(default_suite()).parent / "catalogs" / "apparel_zh.jsonl"
 def client(settings, use_embedder):
     catalog = Catalog(settings, embedder=use_embedder)
     ingest_file(catalog, APPAREL)
-    ranker = Ranker.open(catalog, settings.home)
+    ranker = Ranker(catalog, SQLiteEventLog(settings.home / "events.sqlite"))
     agent = ShoppingAgent(catalog, SessionStore(settings.home / "sessions"), ranker=ranker)
     return TestClient(create_app(catalog, agent, ranker, api_key=KEY, rate_per_minute=6000))
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from assistant.agent import ShoppingAgent
 from assistant.state import SessionStore
 from evals.dialogues import default_suite
+from ranking.events import SQLiteEventLog
 from ranking.ranker import Ranker
 from retrieval import Catalog, ingest_file
 from ui.api import create_app
@@ -30,7 +31,7 @@ def api_schema(tmp_path_factory, use_embedder):
     home = tmp_path_factory.mktemp("fuzz") / "home"
     catalog = Catalog(Settings(home=home), embedder=use_embedder)
     ingest_file(catalog, APPAREL)
-    ranker = Ranker.open(catalog, home)
+    ranker = Ranker(catalog, SQLiteEventLog(home / "events.sqlite"))
     agent = ShoppingAgent(catalog, SessionStore(home / "sessions"), ranker=ranker)
     app = create_app(catalog, agent, ranker, api_key=KEY, rate_per_minute=1_000_000)
     return schemathesis.openapi.from_asgi("/openapi.json", app)

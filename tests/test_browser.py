@@ -44,7 +44,7 @@ def free_port() -> int:
 def ui_url(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "shopassist.cli", "ui", "--no-llm", "--port", str(port)]
+    cmd = [sys.executable, "-m", "ui.cli", "ui", "--no-llm", "--port", str(port)]
     cmd += ["--catalog", str(APPAREL), "--home", str(tmp_path / "home")]
     log = open(tmp_path / "ui.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from shopassist.cli import main
+from ui.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -62,11 +62,11 @@ def test_ask_then_edit_the_parsed_need_from_the_command_line(run, sample_file):
     res = run("edit", "--session", "e1", "--price-max", "50", "--no-llm", "--json")
     assert res.exit_code == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["intent"]["price_max"] == 50
+    assert out["intent"]["max_price"] == 50
     shown = run("edit", "--session", "e1", "--show")
-    assert json.loads(shown.stdout)["price_max"] == 50
+    assert json.loads(shown.stdout)["max_price"] == 50
     bad = run("edit", "--session", "e1", "--price-min", "90", "--price-max", "10", "--no-llm")
-    assert bad.exit_code == 2 and "above price_max" in bad.stderr
+    assert bad.exit_code == 2 and "above max_price" in bad.stderr
     empty = run("edit", "--session", "e1", "--no-llm")
     assert empty.exit_code == 2 and "Nothing to edit" in empty.stderr
 

@@ -35,6 +35,7 @@ def test_crowdflower_gain_is_two_to_the_rel_minus_one_minus_one():
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_multicpr_suite_end_to_end(tmp_path, settings):
     data = tmp_path / "pool"
     data.mkdir()
@@ -56,7 +57,8 @@ def test_multicpr_suite_end_to_end(tmp_path, settings):
     assert result["queries"] == 3 and result["corpus"] == 6
     assert set(result["systems"]) == {"shopassist", "bm25"}
     assert result["systems"]["shopassist"]["MRR@10"] == pytest.approx(1.0)
-    assert 0 <= result["systems"]["bm25"]["MRR@10"] <= 1
+    # the BM25 baseline finds the same-script queries, and misses 阿迪达斯 -> adidas that shopassist finds
+    assert 0 < result["systems"]["bm25"]["MRR@10"] < result["systems"]["shopassist"]["MRR@10"]
     # the indexed eval corpus is cached under the home and reused
     again = run_multicpr(data, settings=settings)
     assert again["systems"] == result["systems"]

@@ -114,7 +114,7 @@ def test_kill_9_mid_ingest_loses_no_committed_row(tmp_path, settings):
             )
     env = {**os.environ, "SHOPASSIST_HOME": str(settings.home)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shopassist.cli", "catalog", "ingest", str(path), "--batch-size", "50", "--json"],
+        [sys.executable, "-m", "ui.cli", "catalog", "ingest", str(path), "--batch-size", "50", "--json"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,10 +8,8 @@ the packaged model into a session temp dir (1.1 GB, a few seconds).
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,8 @@ from assistant.llm import (
 )
 from assistant.llm.model import check_gguf, find_parts
 from assistant.llm.parsing import first_json_object, tool_calls_from_text
+from assistant.llm.testing import FakeOpenAIServer as FakeServer
+from assistant.llm.testing import completion, sse
 from shopassist.errors import BackendError, ModelBehaviourError, UsageError
 
 SEARCH_TOOL = {
@@ -76,55 +76,7 @@ class ShoeQuery(BaseModel):
     max_price: float | None
 
 
-# -- a fake OpenAI-compatible server -------------------------------------------------------------------
-def completion(
-    content: str | None = None, tool_calls: list[dict[str, Any]] | None = None, finish: str = "stop"
-) -> dict:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "fake-model",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-    }
-
-
-def sse(deltas: list[str]) -> bytes:
-    chunks = [
-        {
-            "id": "c",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "fake-model",
-            "choices": [{"index": 0, "delta": {"content": d}, "finish_reason": None}],
-        }
-        for d in deltas
-    ]
-    return ("".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n").encode()
-
-
-class FakeServer:
-    """Records request bodies; ``respond(body)`` returns an httpx.Response."""
-
-    def __init__(self, respond: Callable[[dict[str, Any]], httpx.Response]) -> None:
-        self.respond = respond
-        self.bodies: list[dict[str, Any]] = []
-        # unique per test: the client remembers structured-output support per base URL
-        self.base_url = f"http://fake-{uuid.uuid4().hex[:8]}.test/v1"
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        self.bodies.append(body)
-        return self.respond(body)
-
-    def client(self) -> LLMClient:
-        http = httpx.Client(transport=httpx.MockTransport(self.handler))
-        return LLMClient(self.base_url, "fake-model", http_client=http, max_retries=0)
-
-
+# -- a fake OpenAI-compatible server (shipped: assistant.llm.testing) -----------------------------------
 def reply_with(content: str | None = None, **kwargs: Any) -> FakeServer:
     return FakeServer(lambda body: httpx.Response(200, json=completion(content, **kwargs)))
 

@@ -28,7 +28,7 @@ def ev(session, type_, product=None, query=None, ts=None):
 
 @pytest.fixture()
 def ranker(loaded_catalog, settings):
-    return Ranker.open(loaded_catalog, settings.home)
+    return Ranker(loaded_catalog, SQLiteEventLog(settings.home / "events.sqlite"))
 
 
 def flat(catalog, ids):
@@ -160,7 +160,7 @@ def test_a_new_product_borrows_popularity_from_warm_neighbours_and_gets_exposure
 def test_knowledge_rebuilt_by_replaying_the_log_matches_the_live_one(ranker, loaded_catalog, settings):
     for k in range(3):
         ranker.record([ev(f"r{k}", "click", "j1"), ev(f"r{k}", "click", "j3"), ev(f"r{k}", "purchase", "j3")])
-    fresh = Ranker.open(loaded_catalog, settings.home)
+    fresh = Ranker(loaded_catalog, SQLiteEventLog(settings.home / "events.sqlite"))
     assert fresh.knowledge.transitions == ranker.knowledge.transitions
     assert fresh.knowledge.stats() == ranker.knowledge.stats()
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from evals.replay import diff_runs, overlap_at, rank_shift, read_queries
-from shopassist.cli import main
+from ui.cli import main
 
 pytestmark = pytest.mark.integration
 

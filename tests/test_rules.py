@@ -11,9 +11,9 @@ import random
 import pytest
 
 from assistant.facets import FacetIndex
-from assistant.intent import PriceChange, Relation, ShoppingIntent, Sort
+from assistant.intent import PriceChange, Relation, ShoppingIntent
 from assistant.rules import parse_rules
-from shopassist.models import Product
+from shopassist.models import Product, Sort
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +58,7 @@ def test_jeans_for_women_cheaper_without_rips(facets: FacetIndex):
 
 def test_waterproof_hiking_boots_under_100_not_brown(facets: FacetIndex):
     r = parse_rules("waterproof hiking boots under $100, not brown", facets)
-    assert (r.price_max, r.currency) == (100, "USD")
+    assert (r.max_price, r.currency) == (100, "USD")
     assert r.excluded == ["brown"]
     assert r.required == ["waterproof"]
     assert "hiking boots" in r.query and "100" not in r.query and "brown" not in r.query
@@ -75,13 +75,13 @@ def test_the_same_messages_without_a_catalog():
     zh = parse_rules("牛仔裤女 便宜点的 不要破洞")
     assert (zh.category, zh.required, zh.excluded, zh.price_change) == ("牛仔裤", ["女"], ["破洞"], PriceChange.cheaper)
     en = parse_rules("waterproof hiking boots under $100, not brown")
-    assert (en.price_max, en.currency, en.excluded) == (100, "USD", ["brown"])
+    assert (en.max_price, en.currency, en.excluded) == (100, "USD", ["brown"])
     assert en.query == "waterproof hiking boots"
 
 
 # -- prices ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("message", "price_min", "price_max", "currency"),
+    ("message", "min_price", "max_price", "currency"),
     [
         ("牛仔裤 200以内", None, 200, None),
         ("200元以下的牛仔裤", None, 200, "CNY"),
@@ -111,9 +111,9 @@ def test_the_same_messages_without_a_catalog():
         ("$35 headphones", None, 35, "USD"),
     ],
 )
-def test_prices(message: str, price_min: float | None, price_max: float | None, currency: str | None):
+def test_prices(message: str, min_price: float | None, max_price: float | None, currency: str | None):
     r = parse_rules(message)
-    assert (r.price_min, r.price_max, r.currency) == (price_min, price_max, currency)
+    assert (r.min_price, r.max_price, r.currency) == (min_price, max_price, currency)
     assert not any(ch.isdigit() for ch in r.query)  # the price is a filter, not search text
 
 
@@ -132,7 +132,7 @@ def test_prices(message: str, price_min: float | None, price_max: float | None, 
 )
 def test_numbers_that_are_not_prices(message: str):
     r = parse_rules(message)
-    assert (r.price_min, r.price_max) == (None, None)
+    assert (r.min_price, r.max_price) == (None, None)
 
 
 # -- relative price and sort ----------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_relative_price(message: str, change: PriceChange):
     r = parse_rules(message, previous=JEANS, shown_count=5)
     assert r.price_change is change
     assert r.relation is Relation.refine
-    assert (r.price_min, r.price_max) == (None, None)
+    assert (r.min_price, r.max_price) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -423,7 +423,7 @@ def test_a_replace_carries_the_new_value(facets: FacetIndex):
 
 def test_follow_up_in_the_dialogue_example_catalog_shape(facets: FacetIndex):
     first = parse_rules("men's coat under $150", facets)
-    assert (first.category, first.price_max, first.currency) == ("Clothing > Men > Coats", 150, "USD")
+    assert (first.category, first.max_price, first.currency) == ("Clothing > Men > Coats", 150, "USD")
     second = parse_rules("wool only, budget doesn't matter", facets, previous=first, shown_count=1)
     assert second.relation is Relation.refine
     assert second.required == ["wool"]
@@ -449,7 +449,7 @@ def test_never_raises_on_random_input(facets: FacetIndex):
             shown = rng.randint(0, 6)
             r = parse_rules(message, index, previous=rng.choice([None, JEANS, BOOTS]), shown_count=shown)
             assert isinstance(r, ShoppingIntent)
-            assert r.price_min is None or r.price_min >= 0
+            assert r.min_price is None or r.min_price >= 0
             assert all(1 <= n <= (shown or 50) for n in r.references)
 
 
@@ -457,17 +457,17 @@ def test_never_raises_on_random_input(facets: FacetIndex):
 def test_odd_inputs_give_an_intent(message):  # type: ignore[no-untyped-def]
     r = parse_rules(message, shown_count=-3)
     assert isinstance(r, ShoppingIntent)
-    assert r.price_max is None or r.price_max <= 1e9
+    assert r.max_price is None or r.max_price <= 1e9
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
-        ("不限品牌了，500以内的精华", {"clear_brands": True, "price_max": 500.0}),
-        ("太贵了，换个牌子，1000以内", {"avoid_shown_brands": True, "price_max": 1000.0}),
-        ("预算放宽到2000", {"price_max": 2000.0}),
-        ("budget up to 150", {"price_max": 150.0}),
+        ("不限品牌了，500以内的精华", {"clear_brands": True, "max_price": 500.0}),
+        ("太贵了，换个牌子，1000以内", {"avoid_shown_brands": True, "max_price": 1000.0}),
+        ("预算放宽到2000", {"max_price": 2000.0}),
+        ("budget up to 150", {"max_price": 150.0}),
         ("budget doesn't matter", {"clear_price": True}),
         ("non-leather hiking boots", {"excluded": ["leather"]}),
     ],

@@ -27,15 +27,15 @@ def started(**constraints):
 
 
 def test_new_need_starts_over():
-    state = started(query="牛仔裤", excluded=["破洞"], price_max=200)
+    state = started(query="牛仔裤", excluded=["破洞"], max_price=200)
     c = apply(state, ShoppingIntent(query="保温杯", category="保温杯", relation=Relation.new))
-    assert c.query == "保温杯" and c.excluded == [] and c.price_max is None
+    assert c.query == "保温杯" and c.excluded == [] and c.max_price is None
 
 
 def test_refine_adds_exclusions_and_keeps_the_rest():
-    state = started(query="牛仔裤", category="牛仔裤", required=["女"], price_max=200)
+    state = started(query="牛仔裤", category="牛仔裤", required=["女"], max_price=200)
     c = apply(state, ShoppingIntent(excluded=["黑色"], relation=Relation.refine))
-    assert c.query == "牛仔裤" and c.required == ["女"] and c.excluded == ["黑色"] and c.price_max == 200
+    assert c.query == "牛仔裤" and c.required == ["女"] and c.excluded == ["黑色"] and c.max_price == 200
 
 
 def test_replace_swaps_the_value_of_the_same_facet_group():
@@ -49,9 +49,9 @@ def test_replace_swaps_the_value_of_the_same_facet_group():
 def test_cheaper_caps_below_the_median_of_what_was_shown():
     state = started(query="牛仔裤")
     c = apply(state, ShoppingIntent(price_change=PriceChange.cheaper, relation=Relation.refine))
-    assert c.price_max is not None and c.price_max < 150 and c.price_max > 140
+    assert c.max_price is not None and c.max_price < 150 and c.max_price > 140
     pricier = apply(state, ShoppingIntent(price_change=PriceChange.pricier, relation=Relation.refine))
-    assert pricier.price_min is not None and pricier.price_min > 150
+    assert pricier.min_price is not None and pricier.min_price > 150
 
 
 def test_a_value_moves_between_required_and_excluded_with_the_newest_message():
@@ -61,9 +61,9 @@ def test_a_value_moves_between_required_and_excluded_with_the_newest_message():
 
 
 def test_compare_and_pick_keep_the_constraints():
-    state = started(query="boots", price_max=100)
+    state = started(query="boots", max_price=100)
     c = apply(state, ShoppingIntent(relation=Relation.compare, references=[1, 3]))
-    assert c.query == "boots" and c.price_max == 100
+    assert c.query == "boots" and c.max_price == 100
     assert state.shown_ref(3).id == "c" and state.shown_ref(4) is None
 
 
@@ -86,10 +86,10 @@ def test_store_round_trip_and_damaged_files(tmp_path):
 
 
 def test_clearing_brands_and_price_and_avoiding_shown_brands():
-    state = started(query="精华", brands=["兰蔻"], price_max=300)
+    state = started(query="精华", brands=["兰蔻"], max_price=300)
     state.shown[0].brand = "Salomon"
     c = apply(state, ShoppingIntent(clear_brands=True, clear_price=True, relation=Relation.refine))
-    assert c.brands == [] and c.price_max is None and c.query == "精华"
+    assert c.brands == [] and c.max_price is None and c.query == "精华"
     c = apply(state, ShoppingIntent(avoid_shown_brands=True, relation=Relation.refine))
     assert c.exclude_brands == ["Salomon"]
 
@@ -102,43 +102,44 @@ def test_refine_words_join_the_query():
 
 # -- direct edits of the parsed need (the UI's chips, `shopassist edit`) ----------------------------
 def test_removing_a_chip_drops_the_value_wherever_it_is():
-    from assistant.state import ConstraintEdit, Constraints, edit_constraints
+    from assistant.intent import Need
+    from assistant.state import ConstraintEdit, edit_constraints
 
-    c = Constraints(
-        query="牛仔裤 高腰", category="牛仔裤", required=["高腰", "女"], excluded=["破洞"], brands=["Levi's"]
-    )
+    c = Need(query="牛仔裤 高腰", category="牛仔裤", required=["高腰", "女"], excluded=["破洞"], brands=["Levi's"])
     e = edit_constraints(c, ConstraintEdit(remove=["高腰", "levi's", "破洞"]))
     assert e.required == ["女"] and e.excluded == [] and e.brands == [] and e.query == "牛仔裤"
     assert c.required == ["高腰", "女"]  # the old constraints are not modified
 
 
 def test_toggle_moves_a_value_between_must_have_and_excluded_and_adds_an_unset_one():
-    from assistant.state import ConstraintEdit, Constraints, edit_constraints
+    from assistant.intent import Need
+    from assistant.state import ConstraintEdit, edit_constraints
 
-    c = Constraints(query="羽绒服", required=["黑色"], excluded=["连帽"])
+    c = Need(query="羽绒服", required=["黑色"], excluded=["连帽"])
     e = edit_constraints(c, ConstraintEdit(toggle=["黑色", "连帽", "加厚"]))
     assert e.excluded == ["黑色"] and e.required == ["连帽", "加厚"]
 
 
 def test_price_edits_keep_a_consistent_range():
-    from assistant.state import ConstraintEdit, Constraints, edit_constraints
+    from assistant.intent import Need
+    from assistant.state import ConstraintEdit, edit_constraints
 
-    c = Constraints(query="鞋", price_min=100, price_max=300)
-    assert edit_constraints(c, ConstraintEdit(price_max=80)).model_dump(include={"price_min", "price_max"}) == {
-        "price_min": None,
-        "price_max": 80,
+    c = Need(query="鞋", min_price=100, max_price=300)
+    assert edit_constraints(c, ConstraintEdit(max_price=80)).model_dump(include={"min_price", "max_price"}) == {
+        "min_price": None,
+        "max_price": 80,
     }
     cleared = edit_constraints(c, ConstraintEdit(clear_price=True))
-    assert cleared.price_min is None and cleared.price_max is None
+    assert cleared.min_price is None and cleared.max_price is None
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"price_min": 300, "price_max": 100}, "above price_max"),
-        ({"clear_price": True, "price_max": 100}, "contradict"),
+        ({"min_price": 300, "max_price": 100}, "above max_price"),
+        ({"clear_price": True, "max_price": 100}, "contradict"),
         ({"require": ["黑色"], "exclude": ["黑色"]}, "both required and excluded"),
-        ({"price_max": -1}, "greater than or equal to 0"),
+        ({"max_price": -1}, "greater than or equal to 0"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
     ],
 )

@@ -37,7 +37,7 @@ def test_chips_cover_the_parsed_need_and_each_carries_its_edit():
                 "required": ["高腰"],
                 "excluded": ["破洞"],
                 "brands": ["Lee"],
-                "price_max": 200.0,
+                "max_price": 200.0,
             }
         )
     )

@@ -33,7 +33,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.agent import ShoppingAgent, final_result
+from assistant.agent import ShoppingAgent
+from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, final_result
 from ranking.ranker import Ranker
 from retrieval import Catalog
 from shopassist.errors import ShopAssistError, UsageError
@@ -247,13 +248,13 @@ def create_app(
             yield chunk({"role": "assistant", "content": ""})
             try:
                 for event in run():
-                    if event.type == "products":
-                        yield chunk({}, extra={"event": "products", "cards": event.data})
-                    elif event.type == "reply":
+                    if isinstance(event, ProductsEvent):
+                        yield chunk({}, extra={"event": "products", "cards": event.cards})
+                    elif isinstance(event, ReplyEvent):
                         # the grounded reply only (raw model deltas could still be replaced)
-                        yield chunk({"content": event.data})
-                    elif event.type == "done":
-                        yield chunk({}, "stop", _turn_payload(event.data))
+                        yield chunk({"content": event.text})
+                    elif isinstance(event, DoneEvent):
+                        yield chunk({}, "stop", _turn_payload(event.result))
             except ShopAssistError as exc:
                 err = {"error": {"type": "backend_unavailable", "message": str(exc)}}
                 yield f"data: {json.dumps(err)}\n\n"

@@ -23,8 +23,8 @@ from typing import Any
 import gradio as gr
 
 from assistant.agent import ShoppingAgent
+from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, ReplyLineEvent, TurnEvent
 from assistant.state import ConstraintEdit
-from ranking.ranker import Ranker
 
 TITLE = "shopassist"
 PLACEHOLDER = "牛仔裤女 便宜点的 不要破洞 · waterproof hiking boots under $100, not brown"
@@ -104,7 +104,7 @@ def chips_of(constraints: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         out.append((f"品牌 {b} ✕", {"remove": [b]}))
     for b in constraints.get("exclude_brands", []):
         out.append((f"不要品牌 {b} ✕", {"remove": [b]}))
-    lo, hi = constraints.get("price_min"), constraints.get("price_max")
+    lo, hi = constraints.get("min_price"), constraints.get("max_price")
     if lo is not None or hi is not None:
         label = (
             f"{lo:g}–{hi:g}" if lo is not None and hi is not None else (f"≥ {lo:g}" if lo is not None else f"≤ {hi:g}")
@@ -113,25 +113,24 @@ def chips_of(constraints: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def build_ui(agent: ShoppingAgent, ranker: Ranker | None = None) -> gr.Blocks:
-    ranker = ranker or agent.ranker
+def build_ui(agent: ShoppingAgent) -> gr.Blocks:
     catalog = agent.catalog
 
-    def run_events(events: Iterator[Any], history: list[dict[str, Any]], view: dict[str, Any]) -> Iterator[Any]:
+    def run_events(events: Iterator[TurnEvent], history: list[dict[str, Any]], view: dict[str, Any]) -> Iterator[Any]:
         streamed: dict[int, str] = {}
         for event in events:
-            if event.type == "products":
-                view = {**view, "cards": event.data}
+            if isinstance(event, ProductsEvent):
+                view = {**view, "cards": event.cards}
                 yield history, view
-            elif event.type == "reply_line":
-                streamed[event.data["position"]] = event.data["text"]
+            elif isinstance(event, ReplyLineEvent):
+                streamed[event.position] = event.text
                 history[-1]["content"] = "\n".join(f"{k}. {t}" for k, t in sorted(streamed.items())) + "\n…"
                 yield history, view
-            elif event.type == "reply":
-                history[-1]["content"] = event.data
+            elif isinstance(event, ReplyEvent):
+                history[-1]["content"] = event.text
                 yield history, view
-            elif event.type == "done":
-                r = event.data
+            elif isinstance(event, DoneEvent):
+                r = event.result
                 view = {
                     **view,
                     "cards": r.cards,

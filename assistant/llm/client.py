@@ -110,7 +110,7 @@ def _schema_name(schema: dict[str, Any]) -> str:
     return name or "answer"
 
 
-def _normalize_tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+def normalize_tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
     """OpenAI function tools; a bare ``{"name", "parameters"}`` is wrapped. UsageError otherwise."""
     out: list[dict[str, Any]] = []
     names: set[str] = set()
@@ -129,7 +129,7 @@ def _normalize_tools(tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     return out, names
 
 
-def _normalize_messages(messages: Sequence[Message]) -> list[Message]:
+def normalize_messages(messages: Sequence[Message]) -> list[Message]:
     if not messages:
         raise UsageError("No messages to send: give at least one {'role': 'user', 'content': ...}.")
     out: list[Message] = []
@@ -227,7 +227,7 @@ class LLMClient:
         Raises ModelBehaviourError when the text is not a JSON object even after stripping fences
         and taking the first balanced object; the caller repairs or falls back to rules.
         """
-        msgs = _normalize_messages(messages)
+        msgs = normalize_messages(messages)
         if not isinstance(schema, dict) or not schema:
             raise UsageError("structured() needs a JSON schema dict, e.g. {'type': 'object', 'properties': {...}}.")
         known = _STRUCTURED_MODE.get(self.base_url)
@@ -284,7 +284,7 @@ class LLMClient:
     # -- streaming ---------------------------------------------------------------------------------
     def stream(self, messages: Sequence[Message], *, max_tokens: int, temperature: float = 0.3) -> Iterator[str]:
         """Text deltas as the server produces them (empty deltas skipped)."""
-        msgs = _normalize_messages(messages)
+        msgs = normalize_messages(messages)
         self._check_open(max_tokens)
         try:
             for chunk in self._llm.stream(
@@ -314,8 +314,8 @@ class LLMClient:
         "required" with a single tool is sent as that tool by name: same meaning in the OpenAI
         spec, and llama.cpp then stops after the call instead of padding to max_tokens.
         """
-        msgs = _normalize_messages(messages)
-        norm_tools, names = _normalize_tools(tools)
+        msgs = normalize_messages(messages)
+        norm_tools, names = normalize_tools(tools)
         choice: str | dict[str, Any] = tool_choice
         if choice == "required" and len(names) == 1:
             choice = next(iter(names))

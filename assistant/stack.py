@@ -1,0 +1,197 @@
+"""The composition root: the one place that builds the application's pieces from ``Settings``.
+
+    with build_stack(settings, llm=LLMSettings.from_env()) as stack:
+        stack.agent.ask("s1", "running shoes under 300")
+
+    with build_stack(settings) as stack:           # no LLM: rules and templates only
+        stack.retriever.search("牛仔裤", top_k=10)  # builds the catalog and retriever, nothing else
+
+Every piece is built on first use (a catalog command never opens the event log, ``event`` never
+loads the catalog, and the LLM server starts when the agent or ``stack.llm`` is first needed), at
+most once, and everything the stack opened is closed by ``close()`` / leaving the ``with``:
+the LLM it started (never one passed in), the event log, the catalog.
+
+Under ``settings.home``:
+
+| piece       | what                                   | where                               |
+|-------------|----------------------------------------|-------------------------------------|
+| ``catalog`` | ``retrieval.Catalog``                  | HOME/catalog.sqlite, HOME/chroma    |
+| ``retriever`` | ``retrieval.HybridRetriever``        | (over the catalog)                  |
+| ``events``  | ``ranking.events.SQLiteEventLog``      | HOME/events.sqlite                  |
+| ``ranker``  | ``ranking.ranker.Ranker`` over ``events`` | (replays the log when built)     |
+| ``sessions``| ``assistant.state.SessionStore``       | HOME/sessions                       |
+| ``llm``     | ``assistant.llm.open_llm`` or the client passed in | (None without one)      |
+| ``agent``   | ``assistant.agent.ShoppingAgent``      | (catalog, sessions, llm, ranker)    |
+
+Nothing else in the project constructs these (tests may); the CLI, chat UI, HTTP API, evals and
+benchmarks all get them from here.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from shopassist.config import Settings
+
+if TYPE_CHECKING:
+    from assistant.agent import ShoppingAgent
+    from assistant.llm import LLM, LLMSettings
+    from assistant.state import SessionStore
+    from ranking.events import SQLiteEventLog
+    from ranking.ranker import Ranker
+    from retrieval import Catalog, Embedder, HybridConfig, HybridRetriever, IngestReport
+
+EVENTS_FILE = "events.sqlite"
+SESSIONS_DIR = "sessions"
+
+
+class Stack:
+    """The pieces over one home, each built on first use; see the module docstring.
+
+    ``llm``: ``LLMSettings`` (the stack opens that LLM when first needed and closes it), an open
+    client such as a test double (used, never closed), or None (no LLM). ``embedder``: share one
+    embedder between stacks (the dialogue suite builds a stack per dialogue). ``retrieval``: the
+    retriever's ``HybridConfig``. ``rank=False``: the agent ranks by retrieval alone (no ranker,
+    no event log). ``sessions_dir`` / ``events_path`` replace HOME/sessions and HOME/events.sqlite
+    (the benchmarks use fresh ones).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        llm: LLMSettings | LLM | None = None,
+        embedder: Embedder | None = None,
+        retrieval: HybridConfig | None = None,
+        rank: bool = True,
+        sessions_dir: Path | None = None,
+        events_path: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ingest_report: IngestReport | None = None
+        self._llm = llm
+        self._embedder = embedder
+        self._retrieval = retrieval
+        self._rank = rank
+        self._sessions_dir = sessions_dir or settings.home / SESSIONS_DIR
+        self._events_path = events_path or settings.home / EVENTS_FILE
+        self._owned_llm: Any = None
+
+    # -- the pieces ------------------------------------------------------------------------------
+    @cached_property
+    def catalog(self) -> Catalog:
+        from retrieval import Catalog
+
+        return Catalog(self.settings, embedder=self._embedder)
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        from retrieval import HybridRetriever
+
+        return HybridRetriever(self.catalog, self._retrieval)
+
+    @cached_property
+    def events(self) -> SQLiteEventLog:
+        from ranking.events import SQLiteEventLog
+
+        return SQLiteEventLog(self._events_path)
+
+    @cached_property
+    def ranker(self) -> Ranker | None:
+        """The behaviour ranker over ``events`` (None with ``rank=False``)."""
+        if not self._rank:
+            return None
+        from ranking.ranker import Ranker
+
+        return Ranker(self.catalog, self.events)
+
+    @cached_property
+    def sessions(self) -> SessionStore:
+        from assistant.state import SessionStore
+
+        return SessionStore(self._sessions_dir)
+
+    @cached_property
+    def llm(self) -> LLM | None:
+        """The LLM client (None without one); the embedded server starts here when configured."""
+        if self._llm is None:
+            return None
+        from assistant.llm import LLMSettings, open_llm
+
+        if not isinstance(self._llm, LLMSettings):
+            return self._llm
+        client = open_llm(self._llm, self.settings.home)
+        self._owned_llm = client
+        return client
+
+    @cached_property
+    def agent(self) -> ShoppingAgent:
+        from assistant.agent import ShoppingAgent
+
+        return ShoppingAgent(self.catalog, self.sessions, llm=self.llm, ranker=self.ranker, retriever=self.retriever)
+
+    # -- operations ------------------------------------------------------------------------------
+    def ingest(self, path: Path, **options: Any) -> IngestReport:
+        """Upsert a catalog file (only new or changed rows are embedded); options go to ``ingest_file``."""
+        from retrieval import ingest_file
+
+        self.ingest_report = ingest_file(self.catalog, path, **options)
+        return self.ingest_report
+
+    def close(self) -> None:
+        """Close what this stack opened: the LLM it started, the event log, the catalog."""
+        built = self.__dict__
+        try:
+            if self._owned_llm is not None:
+                self._owned_llm.close()
+                self._owned_llm = None
+        finally:
+            if "events" in built:
+                built.pop("events").close()
+            catalog = built.get("catalog")
+            if catalog is not None and callable(getattr(catalog, "close", None)):
+                built.pop("catalog").close()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def build_stack(
+    settings: Settings,
+    *,
+    llm: LLMSettings | LLM | None = None,
+    catalog_file: Path | None = None,
+    progress: bool = False,
+    embedder: Embedder | None = None,
+    retrieval: HybridConfig | None = None,
+    rank: bool = True,
+    sessions_dir: Path | None = None,
+    events_path: Path | None = None,
+) -> Stack:
+    """The stack over ``settings.home`` (see ``Stack``); with ``catalog_file``, that file is
+    ingested first (only new or changed rows are embedded; ``progress`` shows a bar) and its
+    report is ``stack.ingest_report``."""
+    stack = Stack(
+        settings,
+        llm=llm,
+        embedder=embedder,
+        retrieval=retrieval,
+        rank=rank,
+        sessions_dir=sessions_dir,
+        events_path=events_path,
+    )
+    if catalog_file is not None:
+        try:
+            stack.ingest(Path(catalog_file), progress=progress)
+        except BaseException:
+            stack.close()
+            raise
+    return stack

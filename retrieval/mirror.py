@@ -1,0 +1,276 @@
+"""The in-memory mirror of the live catalog, and the read-only view searches read it through.
+
+``Mirror`` is the catalog's working copy of the products, indexed by BM25 slot: the BM25
+postings, the filter columns (price, stock, currency, brand and category slots), the vectors and
+a mask of live slots. Only ``Catalog`` changes it, while applying the change feed (``put`` and
+``remove``); nothing outside ``catalog.py`` should hold a ``Mirror``.
+
+``CatalogView`` is what everything else reads (``Catalog.view()``): exactly what the retriever
+needs, read-only, and sharing the mirror's storage, so that asking for it costs nothing per
+search. Mappings are ``MappingProxyType``s, arrays are read-only numpy views, the lexical index is
+a ``BM25View``. A view is live: it shows the mirror as of the catalog's last ``refresh()``
+(``Catalog.view()`` refreshes first), so take one per operation rather than keeping it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from retrieval.filters import brand_names, matches
+from retrieval.lexical import BM25Index, BM25View
+from shopassist.models import Product, SearchFilters, split_category
+
+
+class Mirror:
+    """In-memory copy of the live catalog, indexed by BM25 slot; written by ``Catalog`` only."""
+
+    def __init__(self, k1: float, b: float) -> None:
+        self.bm25 = BM25Index(k1=k1, b=b)
+        self.products: dict[str, Product] = {}
+        self.price = np.full(1024, np.nan, dtype=np.float64)
+        self.stock = np.full(1024, -1, dtype=np.int64)
+        self.currency: list[str] = []
+        self.brand_slots: dict[str, set[int]] = {}
+        self.category_slots: dict[str, set[int]] = {}
+        self.vectors: np.ndarray | None = None  # (capacity, dim) float32, main vectors by slot
+        self.has_vector = np.zeros(1024, dtype=bool)
+        self.live = np.zeros(1024, dtype=bool)
+        self.doc_vectors: dict[int, np.ndarray] = {}
+        self.seq = 0
+
+    def _grow(self, slot: int) -> None:
+        if slot >= len(self.price):
+            size = max(2 * len(self.price), slot + 1)
+            price = np.full(size, np.nan, dtype=np.float64)
+            price[: len(self.price)] = self.price
+            stock = np.full(size, -1, dtype=np.int64)
+            stock[: len(self.stock)] = self.stock
+            self.price, self.stock = price, stock
+            has = np.zeros(size, dtype=bool)
+            has[: len(self.has_vector)] = self.has_vector
+            self.has_vector = has
+            live = np.zeros(size, dtype=bool)
+            live[: len(self.live)] = self.live
+            self.live = live
+        if self.vectors is not None and slot >= len(self.vectors):
+            grown = np.zeros((max(2 * len(self.vectors), slot + 1), self.vectors.shape[1]), dtype=np.float32)
+            grown[: len(self.vectors)] = self.vectors
+            self.vectors = grown
+        while len(self.currency) <= slot:
+            self.currency.append("")
+
+    @staticmethod
+    def _category_keys(product: Product) -> set[str]:
+        levels = [lv.casefold() for lv in split_category(product.category)]
+        keys = {"p:" + " > ".join(levels[: i + 1]) for i in range(len(levels))}
+        keys |= {"n:" + lv for lv in levels}
+        return keys
+
+    def remove(self, product_id: str) -> None:
+        old = self.products.pop(product_id, None)
+        slot = self.bm25.slot(product_id)
+        if slot is None:
+            return
+        if old is not None:
+            for name in brand_names(old.brand):
+                self.brand_slots.get(name, set()).discard(slot)
+            for key in self._category_keys(old):
+                self.category_slots.get(key, set()).discard(slot)
+        self.price[slot] = np.nan
+        self.stock[slot] = -1
+        self.currency[slot] = ""
+        self.has_vector[slot] = False
+        self.live[slot] = False
+        self.doc_vectors.pop(slot, None)
+        self.bm25.remove(product_id)
+
+    def put(
+        self,
+        product: Product,
+        tokens: list[str],
+        vector: np.ndarray | None = None,
+        doc_vector: np.ndarray | None = None,
+    ) -> None:
+        self.remove(product.id)
+        slot = self.bm25.upsert(product.id, tokens)
+        if vector is not None and self.vectors is None:
+            self.vectors = np.zeros((max(1024, len(self.price)), len(vector)), dtype=np.float32)
+        self._grow(slot)
+        if vector is not None and self.vectors is not None:
+            self.vectors[slot] = vector
+            self.has_vector[slot] = True
+        if doc_vector is not None:
+            self.doc_vectors[slot] = _read_only(doc_vector)
+        self.products[product.id] = product
+        self.live[slot] = True
+        self.price[slot] = np.nan if product.price is None else product.price
+        self.stock[slot] = -1 if product.stock is None else product.stock
+        self.currency[slot] = product.currency
+        for name in brand_names(product.brand):
+            self.brand_slots.setdefault(name, set()).add(slot)
+        for key in self._category_keys(product):
+            self.category_slots.setdefault(key, set()).add(slot)
+
+    def scalar_mask(self, filters: SearchFilters) -> np.ndarray | None:
+        """Boolean mask over slots for the scalar filters; None when there are none."""
+        f = filters
+        n = self.bm25.capacity
+        mask: np.ndarray | None = None
+
+        def both(m: np.ndarray) -> None:
+            nonlocal mask
+            mask = m if mask is None else (mask & m)
+
+        price = self.price[:n]
+        if f.min_price is not None or f.max_price is not None:
+            with np.errstate(invalid="ignore"):
+                m = ~np.isnan(price)
+                if f.min_price is not None:
+                    m &= price >= f.min_price
+                if f.max_price is not None:
+                    m &= price <= f.max_price
+            both(m)
+        if f.currency:
+            cur = f.currency.upper()
+            both(np.fromiter((c == cur for c in self.currency[:n]), dtype=bool, count=n))
+        if f.in_stock:
+            both(self.stock[:n] != 0)
+        if f.brands:
+            m = np.zeros(n, dtype=bool)
+            for b in f.brands:
+                slots = self.brand_slots.get(b.strip().casefold())
+                if slots:
+                    m[list(slots)] = True
+            both(m)
+        if f.exclude_brands:
+            m = np.ones(n, dtype=bool)
+            for b in f.exclude_brands:
+                slots = self.brand_slots.get(b.strip().casefold())
+                if slots:
+                    m[list(slots)] = False
+            both(m)
+        if f.category:
+            levels = [lv.casefold() for lv in split_category(f.category)]
+            keys = ["p:" + " > ".join(levels)]
+            if len(levels) == 1:
+                keys.append("n:" + levels[0])
+            m = np.zeros(n, dtype=bool)
+            for key in keys:
+                slots = self.category_slots.get(key)
+                if slots:
+                    m[list(slots)] = True
+            both(m)
+        return mask
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (no copy)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+class CatalogView:
+    """Read-only, live view of a catalog's mirror: what searches read (``Catalog.view()``).
+
+    Nothing is copied: ``products`` is a ``MappingProxyType`` over the mirror's dict, ``bm25`` a
+    ``BM25View`` over its index, arrays are read-only views. Slots index every per-slot array
+    and ``bm25.slot_ids``; ``capacity`` slots exist, of which ``live`` marks the occupied ones.
+    """
+
+    __slots__ = ("_bm25", "_frozen", "_mirror", "_products")
+
+    def __init__(self, mirror: Mirror) -> None:
+        self._mirror = mirror
+        self._products: Mapping[str, Product] = MappingProxyType(mirror.products)
+        self._bm25 = BM25View(mirror.bm25)
+        self._frozen: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # (mirror array, its view)
+
+    # -- products and the lexical index ------------------------------------------------------
+    @property
+    def products(self) -> Mapping[str, Product]:
+        """The live products by id (read-only; reflects later refreshes)."""
+        return self._products
+
+    @property
+    def bm25(self) -> BM25View:
+        """The BM25 index over the live products (read-only): scoring, slots, terms."""
+        return self._bm25
+
+    @property
+    def seq(self) -> int:
+        """The change sequence number the mirror was last refreshed to."""
+        return self._mirror.seq
+
+    @property
+    def capacity(self) -> int:
+        """How many slots exist (live or free): the length of ``live`` and of BM25 score arrays."""
+        return self._mirror.bm25.capacity
+
+    @property
+    def live(self) -> np.ndarray:
+        """Boolean mask over the ``capacity`` slots: True where a live product sits (read-only)."""
+        return _read_only(self._mirror.live[: self._mirror.bm25.capacity])
+
+    def __len__(self) -> int:
+        """How many live products."""
+        return len(self._mirror.products)
+
+    def __contains__(self, product_id: object) -> bool:
+        return product_id in self._mirror.products
+
+    def get(self, product_id: str) -> Product | None:
+        return self._mirror.products.get(product_id)
+
+    def doc_terms(self, product_id: str) -> Mapping[str, int]:
+        """The indexed terms of a product and their counts (empty if it is not live)."""
+        return self._bm25.doc_terms(product_id)
+
+    # -- filters -----------------------------------------------------------------------------
+    def scalar_mask(self, filters: SearchFilters) -> np.ndarray | None:
+        """Boolean mask over the ``capacity`` slots for the scalar filters (price, currency, stock,
+        brands, category); None when there are none. ``filters.matches_rest`` covers the rest."""
+        return self._mirror.scalar_mask(filters)
+
+    def allowed(self, filters: SearchFilters) -> Callable[[str], bool]:
+        """A predicate on ids: the product is live and passes every filter."""
+        products = self._mirror.products
+
+        def check(pid: str) -> bool:
+            p = products.get(pid)
+            return p is not None and matches(p, filters)
+
+        return check
+
+    # -- vectors -----------------------------------------------------------------------------
+    def _vectors(self) -> np.ndarray | None:
+        """A read-only view of the main vectors by slot (rebuilt when the mirror grows)."""
+        vectors = self._mirror.vectors
+        source, frozen = self._frozen  # one tuple, so a concurrent reader never sees a mismatch
+        if vectors is not source:
+            frozen = None if vectors is None else _read_only(vectors)
+            self._frozen = (vectors, frozen)
+        return frozen
+
+    def vector_of(self, product_id: str, kind: str = "main") -> np.ndarray | None:
+        """The stored vector of a product ('main' or 'doc'), read-only; None if it has none."""
+        m = self._mirror
+        slot = m.bm25.slot(product_id)
+        if slot is None:
+            return None
+        if kind == "doc":
+            return m.doc_vectors.get(slot)
+        vectors = self._vectors()
+        if vectors is None or not m.has_vector[slot]:
+            return None
+        return vectors[slot]
+
+    def exact_dense(self, qvec: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Cosine of ``qvec`` with the main vectors at ``slots`` (0 where a vector is missing)."""
+        m = self._mirror
+        if m.vectors is None or len(slots) == 0:
+            return np.zeros(len(slots), dtype=np.float32)
+        return (m.vectors[slots] @ qvec) * m.has_vector[slots]

@@ -1,0 +1,120 @@
+"""Options every command shares: ``--home`` and the backends (``settings``), the ``--llm-*`` flags
+(``llm_settings``), and the stack / LLM a command opens from them."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from assistant.stack import Stack, build_stack
+from shopassist.config import EMBEDDER_BACKENDS, Settings
+from shopassist.errors import ShopAssistError, UsageError
+
+EMPTY_CATALOG = "The catalog under {home} is empty: run `shopassist demo` once or `shopassist catalog ingest FILE`."
+
+
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--home and backend options on every command; they build ``settings``."""
+
+    @click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Data folder for the catalog and indexes [env SHOPASSIST_HOME; default ~/.shopassist].",
+    )
+    @click.option(
+        "--chroma-host",
+        default=None,
+        help="Use a Chroma server at this host instead of embedded Chroma [env SHOPASSIST_CHROMA_HOST].",
+    )
+    @click.option(
+        "--chroma-port", type=int, default=None, help="Chroma server port [env SHOPASSIST_CHROMA_PORT; default 8000]."
+    )
+    @click.option(
+        "--embedder",
+        type=click.Choice(EMBEDDER_BACKENDS),
+        default=None,
+        help="Embedding backend [env SHOPASSIST_EMBEDDER; default use].",
+    )
+    @click.option("--embedder-path", default=None, help="Local model folder for --embedder transformers.")
+    @click.option(
+        "--embedder-url",
+        default=None,
+        help="OpenAI-compatible base URL for --embedder openai, e.g. http://127.0.0.1:8000/v1.",
+    )
+    @click.option("--embedder-model", default=None, help="Model name for --embedder openai.")
+    @functools.wraps(fn)
+    def wrapper(home, chroma_host, chroma_port, embedder, embedder_path, embedder_url, embedder_model, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            settings = Settings.from_env(
+                home=home,
+                chroma_host=chroma_host,
+                chroma_port=chroma_port,
+                embedder=embedder,
+                embedder_path=embedder_path,
+                embedder_url=embedder_url,
+                embedder_model=embedder_model,
+            )
+            return fn(settings=settings, **kwargs)
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except ShopAssistError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--llm-* flags; they build ``llm_settings`` (None with --no-llm)."""
+
+    @click.option(
+        "--llm-base-url",
+        default=None,
+        help="OpenAI-compatible server (vLLM, llama.cpp ...), e.g. http://127.0.0.1:8000/v1 [env SHOPASSIST_LLM_BASE_URL; default: the embedded model].",
+    )
+    @click.option(
+        "--llm-model",
+        default=None,
+        help="Model name on that server [env SHOPASSIST_LLM_MODEL; default: its first model].",
+    )
+    @click.option("--llm-api-key", default=None, help="Bearer key for that server [env SHOPASSIST_LLM_API_KEY].")
+    @click.option(
+        "--llm-gguf",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="Another local GGUF for the embedded server [env SHOPASSIST_LLM_GGUF].",
+    )
+    @click.option("--no-llm", is_flag=True, help="Rules and templates only (no model).")
+    @functools.wraps(fn)
+    def wrapper(llm_base_url, llm_model, llm_api_key, llm_gguf, no_llm, **kwargs):  # type: ignore[no-untyped-def]
+        from assistant.llm import LLMSettings
+
+        llm_settings = (
+            None
+            if no_llm
+            else LLMSettings.from_env(base_url=llm_base_url, model=llm_model, api_key=llm_api_key, gguf=llm_gguf)
+        )
+        return fn(llm_settings=llm_settings, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def llm_client(llm_settings: Any, settings: Settings) -> Iterator[Any]:
+    """The configured LLM alone, for one command (None with --no-llm); the embedded server stops after."""
+    with build_stack(settings, llm=llm_settings) as stack:
+        yield stack.llm
+
+
+def require_products(stack: Stack, message: str = EMPTY_CATALOG) -> None:
+    """A usage error (exit 2) when the catalog under HOME is empty."""
+    if len(stack.catalog) == 0:
+        raise UsageError(message.format(home=stack.settings.home))
