@@ -5,7 +5,10 @@ Suites (each next to baselines measured in the same run, and published numbers w
 * ``retrieval``: Multi-CPR pool, MRR@10 / Recall (hybrid vs BM25);
 * ``relevance``: CrowdFlower, nDCG@10 (hybrid vs BM25 vs random);
 * ``query_understanding``: ChineseEcomQA, accuracy per task (the LLM vs the majority class);
-* ``dialogues``: the project's dialogue suite (a seeded subset with the LLM);
+* ``dialogues``: the project's dialogue suite (the first ``--dialogues`` with the LLM);
+* ``dialogues_demo``: the dialogue suites on the bundled demo catalog (``demo_zh``/``demo_en``;
+  ``--dialogues`` of them with the LLM, taken from each file in turn), per dialogue act and
+  answers correct;
 * ``sessions``: Diginetica next click, P@20 / MRR@20 (model vs statistics vs popularity; a
   sample of test prefixes with its 95% interval, fewer epochs than the full run);
 * ``replay``: real queries from the log through search and the intent parser (latency
@@ -33,7 +36,8 @@ from shopassist.config import Settings
 from shopassist.errors import UsageError
 from shopassist.machine import machine
 
-SUITES = ("retrieval", "relevance", "query_understanding", "dialogues", "sessions", "replay")
+SUITES = ("retrieval", "relevance", "query_understanding", "dialogues", "dialogues_demo", "sessions", "replay")
+BASELINE_KEYS = ("turns_passed_share", "dialogues_passed_share", "per_act", "answers")  # of the rules-only run
 
 PUBLISHED_NOTES = {
     "retrieval": "Multi-CPR paper (SIGIR 2022, 1M passages): BM25 MRR@10 0.2253, DPR 0.2704; not comparable to this pool",
@@ -158,14 +162,17 @@ def _run_suite(
 
         path = _need(shared / "eval" / "chinese_ecomqa_query" / "items.jsonl")
         return run_query_understanding(path, llm=llm, per_task=opts["qu_per_task"], seed=seed, progress=progress)
-    if suite == "dialogues":
-        from evals.dialogues import default_suite, run_dialogues
+    if suite in ("dialogues", "dialogues_demo"):
+        from evals.dialogues import default_suite, demo_suites, run_dialogues
 
+        paths = [default_suite()] if suite == "dialogues" else demo_suites()
+        if not paths:
+            raise FileNotFoundError("evals/data/dialogues/demo_*.jsonl")
         limit = opts["dialogue_limit"] or None
-        result = run_dialogues(default_suite(), settings=settings, llm=llm, progress=progress, limit=limit)
+        result = run_dialogues(paths, settings=settings, llm=llm, progress=progress, limit=limit)
         if llm is not None:  # the same dialogues with rules and templates only: the baseline
-            base = run_dialogues(default_suite(), settings=settings, llm=None, progress=progress, limit=limit)
-            result["rules_only_baseline"] = {k: base[k] for k in ("turns_passed_share", "dialogues_passed_share")}
+            base = run_dialogues(paths, settings=settings, llm=None, progress=progress, limit=limit)
+            result["rules_only_baseline"] = {k: base[k] for k in BASELINE_KEYS}
         return result
     if suite == "sessions":
         from evals.sessions import run_sessions
@@ -272,6 +279,23 @@ def _table(rows: list[list[Any]], head: list[str]) -> str:
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
+def _act_table(r: dict[str, Any]) -> str:
+    """Turns passed per dialogue act (and answers correct), beside the rules-only baseline's."""
+    acts = r.get("per_act") or {}
+    base = (r.get("rules_only_baseline") or {}).get("per_act") or {}
+    rows: list[list[Any]] = [
+        [act, v["turns"], v["passed_share"], v.get("read_as_act", ""), base.get(act, {}).get("passed_share", "")]
+        for act, v in acts.items()
+    ]
+    answers = r.get("answers") or {}
+    if answers.get("turns"):
+        b = (r.get("rules_only_baseline") or {}).get("answers") or {}
+        rows.append(["answers correct", answers["turns"], answers.get("share"), "", b.get("share", "")])
+    if not rows:
+        return ""
+    return _table(rows, ["act", "turns", "turns passed", "read as that act", "rules only: turns passed"])
+
+
 def render_html(report: dict[str, Any], out_dir: Path) -> str:
     s = report["suites"]
     parts: list[str] = []
@@ -309,7 +333,7 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
                 "majority class": [r["majority_baseline"][t] for t in tasks],
             }
             parts.append(f'<img src="{_grouped("query understanding: accuracy", tasks, series, "accuracy")}">')
-        elif name == "dialogues":
+        elif name in ("dialogues", "dialogues_demo"):
             g = r.get("grounding", {})
             rows = [
                 [
@@ -348,6 +372,7 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
                 "turn p50 ms",
             ]
             parts.append(_table(rows, head))
+            parts.append(_act_table(r))
         elif name == "sessions":
             res = r["results"]
             rows = [

@@ -54,13 +54,18 @@ def file_digest(*paths: Path) -> str:
 
 
 def eval_home(settings: Settings, name: str, digest: str) -> Settings:
-    """A cached home per eval dataset and embedder, under the user's home (never the package)."""
-    slug = (
+    """A cached home per eval dataset (``digest``: of its files) and embedder, under the user's
+    home (never the package). With a Chroma server the collection is named by the embedder too
+    (a server is shared by every home; an embedded Chroma lives under the home anyway)."""
+    embedder = (
         settings.embedder if settings.embedder != "transformers" else f"tf-{Path(settings.embedder_path or 'x').name}"
     )
+    slug = embedder
+    collection = f"eval-{name}-{digest}"
     if settings.chroma_host:
         slug += f"-chroma-{settings.chroma_host}"
+        collection += f"-{embedder}"
     from dataclasses import replace
 
     folder = f"{name}-{digest}-{slug}"
-    return replace(settings, home=settings.home / "evals" / folder, collection=f"eval-{name}-{digest}")
+    return replace(settings, home=settings.home / "evals" / folder, collection=collection)

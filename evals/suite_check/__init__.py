@@ -1,4 +1,4 @@
-"""Static checker for the dialogue suite in ``evals/data/dialogues`` (stdlib only; no shopassist import).
+"""Static checker for the dialogue suites in ``evals/data/dialogues`` (stdlib only; no shopassist import).
 
 It proves that every expectation can be met by the catalog the dialogue names, so that a
 failing turn is the assistant's fault and never the suite's:
@@ -41,6 +41,21 @@ failing turn is the assistant's fault and never the suite's:
     strictly shrinks (unless the turn also relaxes: ``relax``);
   - ``brand_swap`` / ``audience_swap``: the new pool is disjoint from the previous one.
 
+The demo suites (``"catalog": "demo"``: ``shopassist/resources/demo_catalog.jsonl``, validated
+for what the checks read; a price bound may not sit on the price of a product the check's other
+fields allow) add the keys on the rest of the turn -- ``reply_contains`` / ``reply_excludes``
+(lists of text), ``act`` (one of the dialogue acts, or a list), ``answer`` (text or a list),
+``max_results`` (0..5), ``not_shown_before`` (true) -- and these rules:
+
+  - a turn with only reply keys is not vacuous; ``max_results: 0`` (and ``not_carried``): the
+    turn's product checks, if any, have an empty pool;
+  - ``answer``: every record of the shown pool (the last turn that said which products to show)
+    contains one of the answer's strings; ``not_in_record:W``: none of them mentions W;
+    ``missing_reference:N``: that pool holds fewer than N products; ``reference:N`` after a
+    talk-only turn refers to that pool;
+  - ``not_shown_before``: ``min_results`` in-stock products are left even if the previous turn
+    showed the 5 this turn could show first.
+
 Warnings (not failures): an ASCII ``text_contains`` string found starting inside a longer word
 of some product (e.g. "tan" in "resistant"), which would make a check depend on an accident of
 wording.
@@ -48,7 +63,8 @@ wording.
 Modules: ``catalogs`` (catalog loading/validation), ``matching`` (check fields, pools, witness
 sets), ``expectations`` (the expect keys, a table of key -> validator), ``labels`` (the
 behaviour-tag rules), ``suite`` (walking dialogues and turns), ``report`` (findings, counts,
-Markdown), ``cli`` (the command line of ``evals/data/dialogues/check_suite.py``).
+Markdown), ``cli`` (the command line of ``evals/data/dialogues/check_suite.py``: every ``*.jsonl``
+of the folder, each with its labels file).
 """
 
 from __future__ import annotations

@@ -27,6 +27,16 @@ PRODUCT_KEYS = {
 CURRENCIES = {"CNY", "USD"}
 CATALOG_SIZE = (25, 45)  # products per catalog the suite aims at (a warning outside it)
 _CJK = re.compile(r"[\u3400-\u9fff]")
+DEMO = "demo"  # ``"catalog": "demo"`` names the bundled demo catalog
+# the bundled demo catalog, beside the ``evals`` package (in the repository and in an installed wheel)
+DEMO_CATALOG = Path(__file__).resolve().parents[2] / "shopassist" / "resources" / "demo_catalog.jsonl"
+# fields a bundled catalog record may carry beyond the suite's schema (provenance, popularity)
+BUNDLED_KEYS = PRODUCT_KEYS | {"sale_count", "comment_count", "source", "generated_fields"}
+
+
+def resolve_catalog(suite_path: Path, name: str) -> Path:
+    """The file a dialogue's ``catalog`` names: ``"demo"`` or a path relative to the suite file."""
+    return DEMO_CATALOG if name == DEMO else suite_path.parent / name
 
 
 def category_ok(path: object) -> bool:
@@ -37,8 +47,15 @@ def category_ok(path: object) -> bool:
     return len(parts) >= 2 and all(p and p == p.strip() and ">" not in p for p in parts)
 
 
-def load_catalog(path: Path, rep: Report) -> list[dict]:
-    """Every JSON object of the catalog file (valid or not), with its problems reported to ``rep``."""
+def load_catalog(path: Path, rep: Report, bundled: bool = False) -> list[dict]:
+    """Every JSON object of the catalog file (valid or not), with its problems reported to ``rep``.
+
+    ``bundled``: the demo catalog, built from real datasets rather than written for the suite:
+    its records may lack a brand, a description or attributes, carry provenance fields and a
+    one-level category, and mix currencies by language (a price bound is read in the currency
+    of the products its other checks allow); the suite's size target does not apply."""
+    if bundled:
+        return _load_bundled(path, rep)
     rows: list[dict] = []
     seen: set[str] = set()
     currencies: set[str] = set()
@@ -125,3 +142,44 @@ def _check_attributes(where: str, p: dict, rep: Report) -> None:
         ok = (isinstance(v, str) and v) or (isinstance(v, list) and v and all(isinstance(x, str) and x for x in v))
         if not ok:
             rep.error(f"{where}: attribute {k!r} must be text or a list of text")
+
+
+def _load_bundled(path: Path, rep: Report) -> list[dict]:
+    """The bundled catalog's records, validated for what the checks read: a unique id, a title, a
+    finite price >= 0 with its currency, integer stock >= 0, a category, attributes, tags, language."""
+    rows: list[dict] = []
+    seen: set[str] = set()
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{n}"
+            try:
+                p = json.loads(line)
+            except json.JSONDecodeError as exc:
+                rep.error(f"{where}: invalid JSON ({exc})")
+                continue
+            if not isinstance(p, dict):
+                rep.error(f"{where}: not an object")
+                continue
+            extra = set(p) - BUNDLED_KEYS
+            if extra:
+                rep.error(f"{where}: unknown fields {sorted(extra)}")
+            pid = p.get("id")
+            if not isinstance(pid, str) or not pid or pid in seen:
+                rep.error(f"{where}: id must be a unique non-empty string")
+            else:
+                seen.add(pid)
+            if not isinstance(p.get("title"), str) or not p["title"].strip():
+                rep.error(f"{where}: title missing")
+            _check_offer(where, p, rep, set())
+            if not isinstance(p.get("category"), str) or not p["category"].strip():
+                rep.error(f"{where}: category must be non-empty text")
+            if p.get("attributes"):
+                _check_attributes(where, p, rep)
+            if not isinstance(p.get("tags", []), list):
+                rep.error(f"{where}: tags must be a list of text")
+            if p.get("language") not in ("zh", "en"):
+                rep.error(f"{where}: language must be zh or en")
+            rows.append(p)
+    return rows

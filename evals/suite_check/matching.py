@@ -15,12 +15,34 @@ MODES = ("strict", "lenient")
 CHECK_FIELDS = ("price_max", "price_min", "category_contains", "text_contains", "brand_in")
 
 
-def haystack(p: dict) -> str:
-    """The text ``text_contains`` searches: title, brand and every attribute value."""
+# per product (keyed by id(), the record kept to rule out a reused id): its haystack, cased and
+# casefolded; the 10k-product demo catalog is matched against every turn twice
+_HAY: dict[int, tuple[dict, str, str]] = {}
+
+
+def _attribute_values(p: dict) -> list[str]:
     values: list[str] = []
     for v in (p.get("attributes") or {}).values():
         values.extend(v if isinstance(v, list) else [v])
-    return " ".join([p.get("title") or "", p.get("brand") or "", *values])
+    return values
+
+
+def haystack(p: dict, folded: bool = False) -> str:
+    """The text ``text_contains`` searches: title, brand and every attribute value."""
+    hit = _HAY.get(id(p))
+    if hit is None or hit[0] is not p:
+        text = " ".join([p.get("title") or "", p.get("brand") or "", *_attribute_values(p)])
+        hit = _HAY[id(p)] = (p, text, text.casefold())
+    return hit[2] if folded else hit[1]
+
+
+def record_text(p: dict) -> str:
+    """The whole record a reply may state a fact from: title, brand, attribute names and values,
+    description and tags (casefolded)."""
+    attrs = p.get("attributes") or {}
+    parts = [p.get("title") or "", p.get("brand") or "", p.get("description") or ""]
+    parts += [str(k) for k in attrs] + _attribute_values(p) + [str(t) for t in p.get("tags") or []]
+    return " ".join(parts).casefold()
 
 
 def field_ok(p: dict, name: str, value: Any, mode: str) -> bool:
@@ -33,10 +55,11 @@ def field_ok(p: dict, name: str, value: Any, mode: str) -> bool:
     if name == "category_contains":
         return str(value) in (p.get("category") or "")
     if name == "text_contains":
-        text = haystack(p)
         if mode == "strict":
+            text = haystack(p)
             return any(str(v) in text for v in value)
-        return any(str(v).casefold() in text.casefold() for v in value)
+        folded = haystack(p, folded=True)
+        return any(str(v).casefold() in folded for v in value)
     if name == "brand_in":
         brand = p.get("brand") or ""
         if mode == "strict":

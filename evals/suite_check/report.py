@@ -33,6 +33,8 @@ def new_stats() -> Stats:
         "tag_dialogues": Counter(),
         "catalog_use": Counter(),
         "catalog_sizes": {},
+        "act_turns": Counter(),  # turns per expected dialogue act
+        "answer_turns": 0,  # turns whose reply must state a fact of the record
     }
 
 
@@ -45,6 +47,11 @@ def markdown(stats: Stats) -> str:
     lines += ["", "| behaviour | turns | dialogues |", "|---|---:|---:|"]
     for tag, cnt in sorted(stats["tag_turns"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"| `{tag}` | {cnt} | {stats['tag_dialogues'][tag]} |")
+    if stats["act_turns"]:
+        lines += ["", "| act | turns |", "|---|---:|"]
+        for act, cnt in sorted(stats["act_turns"].items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"| `{act}` | {cnt} |")
+        lines.append(f"| (answers: the reply states a fact of the record) | {stats['answer_turns']} |")
     lines += ["", "| catalog | products | dialogues |", "|---|---:|---:|"]
     for cat in sorted(stats["catalog_sizes"]):
         lines.append(f"| `{cat}` | {stats['catalog_sizes'][cat]} | {stats['catalog_use'][cat]} |")
@@ -61,5 +68,8 @@ def summary(rep: Report, stats: Stats) -> str:
         f"{sum(stats['catalog_sizes'].values())} products in {len(stats['catalog_sizes'])} catalogs"
     )
     lines.append("behaviours (turns): " + ", ".join(f"{k} {v}" for k, v in sorted(stats["tag_turns"].items())))
+    if stats["act_turns"]:
+        acts = ", ".join(f"{k} {v}" for k, v in sorted(stats["act_turns"].items()))
+        lines.append(f"acts (turns): {acts}; answer turns {stats['answer_turns']}")
     lines.append(f"{'FAIL' if rep.errors else 'OK'}: {len(rep.errors)} errors, {len(rep.warnings)} warnings")
     return "\n".join(lines)

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalogs import load_catalog
-from .expectations import CHECK_KEYS, PRICE_FIELDS, validate_expect
+from .catalogs import DEMO, load_catalog, resolve_catalog
+from .expectations import CHECK_KEYS, PRICE_FIELDS, REPLY_KEYS, validate_expect
 from .labels import (
     DialogueState,
     Turn,
@@ -16,13 +16,15 @@ from .labels import (
     check_previous_turn,
     check_satisfiable,
     read_tags,
+    remember_shown,
 )
-from .matching import MODES, ids, in_stock, inside_word_hits, pool, witness
+from .matching import MODES, field_ok, ids, in_stock, inside_word_hits, pool, witness
 from .report import Report, Stats, new_stats
 
 DIALOGUE_KEYS = {"id", "catalog", "turns"}
 TURN_KEYS = {"user", "expect"}
 TURNS = (2, 4)  # turns per dialogue
+POOL_LISTED = 40  # -v lists at most this many products of a pool (the demo catalog's can hold thousands)
 
 
 @dataclass
@@ -104,14 +106,14 @@ def _open_dialogue(run: SuiteRun, n: int, d: object) -> Dialogue | None:
         return None
     cat_rel = d.get("catalog")
     if not isinstance(cat_rel, str) or Path(cat_rel).is_absolute() or ".." in Path(cat_rel).parts:
-        rep.error(f"{where}: catalog must be a path relative to the suite file, inside its folder")
+        rep.error(f'{where}: catalog must be "{DEMO}" or a path relative to the suite file, inside its folder')
         return None
-    cat_path = run.suite_path.parent / cat_rel
+    cat_path = resolve_catalog(run.suite_path, cat_rel)
     if not cat_path.exists():
-        rep.error(f"{where}: catalog {cat_rel} not found")
+        rep.error(f"{where}: catalog {cat_rel} not found ({cat_path})")
         return None
     if cat_rel not in run.catalogs:
-        run.catalogs[cat_rel] = load_catalog(cat_path, rep)
+        run.catalogs[cat_rel] = load_catalog(cat_path, rep, bundled=cat_rel == DEMO)
         run.stats["catalog_sizes"][cat_rel] = len(run.catalogs[cat_rel])
     catalog = run.catalogs[cat_rel]
     prices = {float(p["price"]) for p in catalog if isinstance(p.get("price"), (int, float))}
@@ -163,12 +165,13 @@ def _check_turn(run: SuiteRun, dlg: Dialogue, lang: str, state: DialogueState, i
         state.prev = None
         return
     assert isinstance(expect, dict)
+    _count_reply_keys(stats, expect)
     t = Turn(tw, expect, dlg.catalog, dlg.label["turns"][i] if dlg.label else [])
     read_tags(t, state, rep)
     for tag in t.plain:
         stats["tag_turns"][tag] += 1
     state.tags |= t.plain
-    _lint_bounds(t, dlg.prices, rep)
+    _lint_bounds(t, dlg.prices, rep, precise=dlg.cat_rel == DEMO)
     _lint_needles(run, t, dlg.cat_rel)
     t.pools = _pools(t, rep)
     check_satisfiable(t, rep)
@@ -177,15 +180,41 @@ def _check_turn(run: SuiteRun, dlg: Dialogue, lang: str, state: DialogueState, i
     if run.verbose:
         _print_turn(dlg.did, i, turn, t)
     check_previous_turn(t, i, state, rep)
+    remember_shown(t, state)
     state.prev, state.prev_expect = t.pools, expect
 
 
-def _lint_bounds(t: Turn, prices: set[float], rep: Report) -> None:
-    """Price bounds never sit exactly on a catalog price ("under 200" must not hinge on 200 itself)."""
+def _count_reply_keys(stats: Stats, expect: dict) -> None:
+    """Per-act turn counts and answer turns (the demo suites' keys)."""
+    if "act" in expect:
+        acts = expect["act"]
+        stats["act_turns"]["/".join(acts) if isinstance(acts, list) else acts] += 1
+    if "answer" in expect:
+        stats["answer_turns"] += 1
+
+
+def _lint_bounds(t: Turn, prices: set[float], rep: Report, precise: bool = False) -> None:
+    """Price bounds never sit exactly on a catalog price ("under 200" must not hinge on 200 itself).
+
+    ``precise`` (the 10k-product demo catalog, where every round number is somebody's price):
+    only the prices of products the check's other fields allow count."""
     for key in CHECK_KEYS:
+        check = t.expect.get(key) or {}
         for f in PRICE_FIELDS:
-            v = (t.expect.get(key) or {}).get(f)
-            if v is not None and float(v) in prices:
+            v = check.get(f)
+            if v is None:
+                continue
+            if precise:
+                others = {g: w for g, w in check.items() if g not in PRICE_FIELDS}
+                on = [
+                    p["id"]
+                    for p in t.catalog
+                    if p.get("price") == float(v)
+                    and all(field_ok(p, g, w, m) for g, w in others.items() for m in MODES)
+                ]
+                if on:
+                    rep.error(f"{t.where}: {key}.{f}={v} equals the price of {on[:5]}; move the bound off it")
+            elif float(v) in prices:
                 rep.error(f"{t.where}: {key}.{f}={v} equals a catalog price; move the bound off it")
 
 
@@ -207,7 +236,9 @@ def _pools(t: Turn, rep: Report) -> dict[str, list[dict]]:
     if ids(pools["strict"]) != ids(pools["lenient"]):
         diff = ids(pools["strict"]) ^ ids(pools["lenient"])
         rep.error(f"{t.where}: pool depends on case/brand matching rules (differs on {sorted(diff)})")
-    if len(pools["strict"]) == len(t.catalog):
+    # a turn that only checks the reply (an answer, an act, chit-chat) need not rule products out
+    reply_only = not t.has_pool_checks and any(k in t.expect for k in REPLY_KEYS)
+    if len(pools["strict"]) == len(t.catalog) and not reply_only:
         rep.error(f"{t.where}: expectation rules no product out (vacuous)")
     return pools
 
@@ -216,11 +247,10 @@ def _print_turn(did: str, i: int, turn: dict, t: Turn) -> None:
     """The -v listing: the turn, its pool by price (sold-out ones marked) and a witness set."""
     w = witness(t.catalog, t.expect, "strict")
     print(f"{did} t{i + 1} {turn['user']!r} tags={t.tags}")
+    listed = sorted(t.pool, key=lambda p: p["price"])
     print(
         f"    pool ({len(t.pool)}): "
-        + ", ".join(
-            f"{p['id']}:{p['price']}{'' if in_stock(p) else '(sold out)'}"
-            for p in sorted(t.pool, key=lambda p: p["price"])
-        )
+        + ", ".join(f"{p['id']}:{p['price']}{'' if in_stock(p) else '(sold out)'}" for p in listed[:POOL_LISTED])
+        + (f" ... ({len(listed) - POOL_LISTED} more)" if len(listed) > POOL_LISTED else "")
     )
     print(f"    witness: {[p['id'] for p in w] if w else w}")

@@ -22,6 +22,15 @@ VIEWS: dict[str, tuple[Line | Rows | str, ...]] = {
     "dialogues": (
         "turns passed {turns_passed_share:.1%} of {turns}; dialogues passed {dialogues_passed_share:.1%} "
         "of {dialogues}; grounding {grounding}",
+        Rows("per_file", "  {key}: turns passed {turns_passed_share:.1%} of {turns}, {dialogues} dialogues"),
+        Rows(
+            "per_act",
+            (
+                "  act {key:>12}: passed {passed}/{turns} ({passed_share:.1%})",
+                ", read as that act {read_as_act}/{turns}",
+            ),
+        ),
+        Line(("answers correct {answers[correct]} of {answers[turns]}", " ({answers[share]:.1%})"), when="answers"),
         Rows("failures", "- {dialogue} #{turn} {user!r}: {problems:; }", limit=30),
     ),
     "query-understanding": (
@@ -97,24 +106,35 @@ def eval_relevance(settings: Settings, dataset: str, data_file: Path, as_json: b
 
 @eval_group.command("dialogues")
 @click.option(
+    "--suite",
+    "suite",
+    default="project",
+    show_default=True,
+    metavar="project|demo|PATH",
+    help="project: the project's own suite (evals/data/dialogues/dialogues.jsonl); demo: the suites on the "
+    "bundled demo catalog (demo_zh.jsonl, demo_en.jsonl); PATH: a suite .jsonl or a folder of them.",
+)
+@click.option(
     "--data",
     "data_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Dialogue suite JSONL [default: the project's own suite, evals/data/dialogues/dialogues.jsonl].",
+    help="A dialogue suite JSONL (the same as --suite PATH).",
 )
-@click.option("--limit", type=int, default=None, help="Only the first N dialogues.")
+@click.option("--limit", type=int, default=None, help="Only N dialogues (the first N; with several files, in turn).")
 @click.option("--json", "as_json", is_flag=True)
 @llm_options
 @common_options
 def eval_dialogues(
-    settings: Settings, llm_settings: Any, data_file: Path | None, limit: int | None, as_json: bool
+    settings: Settings, llm_settings: Any, suite: str, data_file: Path | None, limit: int | None, as_json: bool
 ) -> None:
-    """Replay multi-turn dialogues; share of turns and dialogues passed, failures, grounding counts."""
-    from evals.dialogues import default_suite, run_dialogues
+    """Replay multi-turn dialogues; share of turns and dialogues passed, per dialogue act, answers
+    correct, failures, grounding counts."""
+    from evals.dialogues import resolve_suites, run_dialogues
 
+    paths = resolve_suites(data_file or suite)
     with llm_client(llm_settings, settings) as llm:
-        result = run_dialogues(data_file or default_suite(), settings=settings, llm=llm, progress=True, limit=limit)
+        result = run_dialogues(paths, settings=settings, llm=llm, progress=True, limit=limit)
     show(result, as_json, *VIEWS["dialogues"])
 
 
@@ -157,11 +177,20 @@ def eval_query_understanding(
 )
 @click.option(
     "--suites",
-    default=",".join(("retrieval", "relevance", "query_understanding", "dialogues", "sessions", "replay")),
+    default=",".join(
+        ("retrieval", "relevance", "query_understanding", "dialogues", "dialogues_demo", "sessions", "replay")
+    ),
     show_default=True,
 )
 @click.option("--qu-per-task", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--dialogues", "dialogue_limit", type=click.IntRange(0), default=15, show_default=True, help="0 = all.")
+@click.option(
+    "--dialogues",
+    "dialogue_limit",
+    type=click.IntRange(0),
+    default=15,
+    show_default=True,
+    help="Dialogues per dialogue suite (project, demo); 0 = all.",
+)
 @click.option("--session-sample", type=click.IntRange(0), default=10_000, show_default=True, help="0 = all prefixes.")
 @click.option("--session-epochs", type=click.IntRange(0), default=2, show_default=True, help="0 = the model default.")
 @click.option("--replay", "replay_limit", type=click.IntRange(1), default=1000, show_default=True)

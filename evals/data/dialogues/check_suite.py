@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Static checker for the dialogue suite in this folder (stdlib only; no shopassist import).
+"""Static checker for the dialogue suites in this folder (stdlib only; no shopassist import).
 
 It proves that every expectation can be met by the catalog the dialogue names, so that a
 failing turn is the assistant's fault and never the suite's. The checks live in the stdlib-only
@@ -8,7 +8,8 @@ runnable as a script from any directory.
 
 Usage::
 
-    python evals/data/dialogues/check_suite.py            # check, print a summary; exit 1 on errors
+    python evals/data/dialogues/check_suite.py            # check every *.jsonl here; exit 1 on errors
+    python evals/data/dialogues/check_suite.py --suite evals/data/dialogues/demo_zh.jsonl   # one suite
     python evals/data/dialogues/check_suite.py -v         # also print each turn's pool and a witness set
     python evals/data/dialogues/check_suite.py --markdown # the count tables used in README.md
 """
