@@ -30,6 +30,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.acts import read_act
+from assistant.answers import answer_question, compare, details, question_reply
 from assistant.events import (
     DoneEvent,
     ExpansionsEvent,
@@ -44,8 +46,8 @@ from assistant.events import (
 )
 from assistant.facets import FacetIndex
 from assistant.grounding import GroundingChecker, GroundingReport, clean_text, template_line, written_positions
-from assistant.intent import Facet, Need, Relation, ShoppingIntent
-from assistant.planner import SearchPlan, Vocabulary, advice, plan_search
+from assistant.intent import KEEPS_NEED, Facet, Need, Relation, ShoppingIntent
+from assistant.planner import SearchPlan, Vocabulary, advice, plan_search, type_spellings
 from assistant.prompts import COPY_SYSTEM, COPY_TOKENS, INTENT_SYSTEM, conversation_context, copy_messages
 from assistant.reading import read_with_llm, reconcile
 from assistant.rules import lexicon_brands, parse_rules
@@ -96,6 +98,10 @@ class SearchOutcome:
     candidates: list[Candidate]
     relaxed: list[str] = field(default_factory=list)
     suggestion: str | None = None
+    missing: str | None = None  # the product type asked for that none of the results is
+    nearby: list[Candidate] = field(default_factory=list)  # what the suggestion's relaxation finds
+    head: str | None = None  # the head of the missing product type: what alternatives are
+    unknown: tuple[str, ...] = ()  # names in the query no product has
 
 
 @dataclass
@@ -103,6 +109,9 @@ class _Answer:
     need: Need
     products: list[Product]
     outcome: SearchOutcome | None
+    text: str | None = None  # the reply, when the turn answers rather than lists (question, pick, chat)
+    focus: list[Product] = field(default_factory=list)
+    alternatives: list[Product] = field(default_factory=list)
 
 
 class ShoppingAgent:
@@ -138,6 +147,8 @@ class ShoppingAgent:
             best_category=self.facets.best_category,
             audience_words=self.facets.audience_words(),
             tokenize=catalog.tokenizer,
+            level_size=_level_sizes(self.facets.category_paths()),
+            term_count=catalog.term_count,
         )
 
     # -- behaviour -------------------------------------------------------------------------------
@@ -159,10 +170,13 @@ class ShoppingAgent:
         return list(self.behaviour.profile(session_id).disliked) if session_id else []
 
     # -- search ------------------------------------------------------------------------------------
-    def search(self, need: Need, session_id: str | None = None) -> SearchOutcome:
+    def search(
+        self, need: Need, session_id: str | None = None, exclude: list[str] | None = None, fresh: bool = False
+    ) -> SearchOutcome:
         """Run the plan for ``need``: the first attempt that finds something wins; nothing left
-        gives an honest empty answer with the nearest relaxation as advice."""
-        plan = plan_search(need, self.vocab, self.disliked(session_id), SHOW)
+        gives an honest empty answer with the nearest relaxation as advice. ``exclude``: ids
+        already shown for this need (show more)."""
+        plan = plan_search(need, self.vocab, [*(exclude or []), *self.disliked(session_id)], SHOW, fresh=fresh)
         seen = set()
         for attempt in plan.attempts:
             key = attempt.args.model_dump_json()
@@ -172,6 +186,7 @@ class ShoppingAgent:
             found = self.tools.search(attempt.args)
             if not found:
                 continue
+            missing = None
             if plan.words:
                 # the products that have the most of the query's words come first, alone:
                 # a partial match is shown only when nothing matches better
@@ -179,21 +194,34 @@ class ShoppingAgent:
                 best = max(cover)
                 if best:
                     found = [x for x, n in zip(found, cover, strict=True) if n == best]
+                if not attempt.args.category and len(plan.words) >= 2 and best > 0 and best * 3 <= len(plan.words):
+                    # the results share a word with the query but lack most of it (tpe草坪颗粒 -> 退热颗粒);
+                    # no shared word at all is left alone: a cross-language match has none
+                    missing = need.query or " ".join(sorted(plan.words))
+            if plan.product_type and not any(_is_a(x.product, plan.product_type) for x in found[:SHOW]):
+                missing = plan.product_type
+            if plan.unknown:  # a name no product has: "没有 gucci 连衣裙", then the other dresses
+                missing = need.query
             if self.ranker is not None and need.sort == Sort.relevance:
                 # what this shopper and all shoppers did re-orders what matched (and explains why)
                 found = self.ranker.rank(session_id, found, query=attempt.args.query, k=SHOW)
-            return SearchOutcome(found[:SHOW], relaxed=list(attempt.relaxed))
-        return SearchOutcome([], suggestion=self._advice(plan, need))
+            return SearchOutcome(
+                found[:SHOW], relaxed=list(attempt.relaxed), missing=missing, head=plan.head, unknown=plan.unknown
+            )
+        suggestion, nearby = self._advice(plan, need)
+        return SearchOutcome([], suggestion=suggestion, nearby=nearby)
 
-    def _advice(self, plan: SearchPlan, need: Need) -> str | None:
+    def _advice(self, plan: SearchPlan, need: Need) -> tuple[str | None, list[Candidate]]:
+        """The first single relaxation that finds products: what to say, and what it finds
+        (shown as labelled alternatives, so the advice never announces products it hides)."""
         for probe in plan.probes:
             found = self.tools.search(probe.args)
             if found:
                 prices = [x.product.price for x in found if x.product.price is not None]
                 text = advice(probe, need, len(found), prices)
                 if text:
-                    return text
-        return None
+                    return text, found
+        return None, []
 
     def _referenced(self, intent: ShoppingIntent, state: SessionState) -> list[Product]:
         out = []
@@ -207,15 +235,71 @@ class ShoppingAgent:
 
     def _answer(self, turn: Turn, intent: ShoppingIntent) -> _Answer:
         need = apply(turn.state, intent, self.facets.facet_group)
-        if intent.relation in (Relation.compare, Relation.pick):
-            refs = self._referenced(intent, turn.state)
-            if refs:
-                if intent.relation == Relation.pick:
-                    # asking about a shown product is interest in it: a click for the ranker
-                    self._record([{"session_id": turn.session_id, "type": "click", "product_id": refs[0].id}])
-                return _Answer(need, refs, None)
-        outcome = self.search(need, turn.session_id)
-        return _Answer(need, [c.product for c in outcome.candidates], outcome)
+        relation = intent.relation
+        if relation in (Relation.chitchat, Relation.unsupported):
+            return _Answer(need, [], None, text=_canned(relation, need.language))
+        if relation in (Relation.compare, Relation.pick, Relation.question) and turn.state.shown:
+            return self._about_shown(turn, intent, need)
+        exclude = list(turn.state.seen) if relation == Relation.more else []
+        outcome = self.search(need, turn.session_id, exclude=exclude, fresh=relation == Relation.new)
+        found = [c.product for c in outcome.candidates]
+        if relation == Relation.more and not found:
+            zh = need.language == "zh"
+            return _Answer(
+                need, [], outcome, text="没有更多符合条件的商品了。" if zh else "That is everything that matches."
+            )
+        if outcome.missing:
+            if outcome.head:  # 没有蛋糕鞋: the alternatives are shoes, not cakes
+                near = Need(query=outcome.head, min_price=need.min_price, max_price=need.max_price)
+                found = [c.product for c in self.search(near, turn.session_id).candidates] or found
+            return _Answer(need, [], outcome, alternatives=_related(found))
+        if not found and outcome.nearby:
+            return _Answer(need, [], outcome, alternatives=[c.product for c in outcome.nearby[:SHOW]])
+        return _Answer(need, found, outcome)
+
+    def _about_shown(self, turn: Turn, intent: ShoppingIntent, need: Need) -> _Answer:
+        """A question, a pick or a comparison: answered from the records of the products on
+        screen; the list stays as it was, the products the turn is about are its focus."""
+        state, zh = turn.state, need.language == "zh"
+        shown = [p for p in (self.catalog.get(s.id) for s in state.shown) if p is not None]
+        positions = [n for n in intent.references if 1 <= n <= len(shown)]
+        missing = [n for n in intent.references if n > len(shown)]
+        if not positions and intent.relation != Relation.compare:
+            positions = [state.focus if state.focus and state.focus <= len(shown) else 1]
+        if intent.relation == Relation.compare and len(positions) < 2:
+            positions = list(range(1, min(len(shown), 3) + 1)) if not intent.references else positions
+        note = ""
+        if missing:
+            n = len(shown)
+            wanted = "、".join(map(str, missing)) if zh else ", ".join(map(str, missing))
+            note = (
+                f"（只展示了 {n} 款，没有第 {wanted} 款）\n"
+                if zh
+                else f"(Only {n} products were shown; there is no #{wanted}.)\n"
+            )
+        focus = [shown[n - 1] for n in positions]
+        if intent.relation == Relation.compare and len(focus) >= 2:
+            text = note + compare(focus, positions, need.required, need.language)
+            return _Answer(need, shown, None, text=text, focus=focus)
+        if not focus:
+            return _Answer(need, shown, None, text=note.strip() or None)
+        product, pos = focus[0], positions[0]
+        state.focus = pos
+        # asking about a shown product is interest in it: a click for the ranker
+        self._record([{"session_id": turn.session_id, "type": "click", "product_id": product.id}])
+        if intent.relation == Relation.question:
+            ans = answer_question(product, turn.message, need.language)
+            text = note + question_reply(product, pos, ans, need.language)
+            alternatives: list[Product] = []
+            if not ans.said and ans.topic:
+                # the record does not say: offer the closest products whose records do
+                probe = need.model_copy(update={"required": [*need.required, *ans.topic.split()[:2]]})
+                outcome = self.search(probe, turn.session_id, exclude=[p.id for p in shown])
+                alternatives = [c.product for c in outcome.candidates[:3]]
+                if alternatives:
+                    text += "\n这些商品的信息里写到了：" if zh else "\nThese products' records do mention it:"
+            return _Answer(need, shown, None, text=text, focus=focus, alternatives=alternatives)
+        return _Answer(need, shown, None, text=note + details(product, pos, need.language), focus=focus)
 
     def _expansions(self, need: Need) -> list[Facet]:
         """Catalog facet values for the intended category that the need does not name yet."""
@@ -232,6 +316,7 @@ class ShoppingAgent:
         self._record([{"session_id": session_id, "type": "search", "query": message}])
         previous = ShoppingIntent.from_need(state.constraints) if state.turns else None
         rules = parse_rules(message, self.facets, previous=previous, shown_count=len(state.shown))
+        rules = read_act(message, rules, len(state.shown), has_need=bool(state.turns))
         turn.mark("rules_ms")
         yield IntentEvent(source="rules", intent=rules.summary())
 
@@ -242,7 +327,10 @@ class ShoppingAgent:
         yield ExpansionsEvent(facets=expansions)
 
         intent, source = rules, "rules"
-        llm_intent = read_with_llm(self.llm, message, conversation_context(state, SHOW), turn.llm_errors)
+        # the LLM reads needs; an act that answers about what is shown (or about nothing) is left
+        # to the rules, which are sure of it
+        llm = None if rules.relation in KEEPS_NEED else self.llm
+        llm_intent = read_with_llm(llm, message, conversation_context(state, SHOW), turn.llm_errors)
         turn.mark("llm_intent_ms", since=t_fast)
         if llm_intent is not None:
             merged = reconcile(rules, llm_intent, message)
@@ -304,7 +392,8 @@ class ShoppingAgent:
     ) -> Iterator[TurnEvent]:
         t_products = time.perf_counter()
         need, products, outcome = answer.need, answer.products, answer.outcome
-        copy_products = products[:COPY_FOR]
+        # copy is written for a list of matches; an answer about shown products is its own reply
+        copy_products = products[:COPY_FOR] if answer.text is None and not answer.alternatives else []
         chunks: list[str] = []
         sent: set[int] = set()
         for delta in self._copy_stream(turn, copy_products, need.language, copy_for or turn.message):
@@ -318,19 +407,40 @@ class ShoppingAgent:
                     yield ReplyLineEvent(position=pos, text=checked[pos - 1])
         turn.mark("copy_ms", since=t_products)
         lines, report = self.checker.check("".join(chunks), copy_products, need.language)
-        lines += [template_line(p, need.language) for p in products[COPY_FOR:]]
         relaxed = outcome.relaxed if outcome else []
-        header = _header(need, len(products), relaxed, outcome.suggestion if outcome else None, intent.relation)
-        reply = header + ("\n" + "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1)) if lines else "")
+        alt_lines = [template_line(p, need.language) for p in answer.alternatives]
+        if answer.text is not None:
+            lines = []
+            reply = answer.text + "".join(f"\n- {line}" for line in alt_lines)
+        elif outcome is not None and outcome.missing:
+            lines = []
+            reply = _missing_header(outcome.missing, need, bool(alt_lines)) + "".join(f"\n- {x}" for x in alt_lines)
+        else:
+            lines += [template_line(p, need.language) for p in products[COPY_FOR:]]
+            header = _header(need, len(products), relaxed, outcome.suggestion if outcome else None, intent.relation)
+            reply = header + ("\n" + "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1)) if lines else "")
+            reply += "".join(f"\n- {line}" for line in alt_lines)
         yield ReplyEvent(text=reply)
 
         state = turn.state
+        if outcome is not None and outcome.unknown:
+            # said once, "we don't have gucci" holds: the name must not keep later turns empty
+            gone = {u.casefold() for u in outcome.unknown}
+            need = need.model_copy(
+                update={"query": " ".join(w for w in need.query.split() if w.casefold() not in gone)}
+            )
         state.constraints = need
-        if products:
+        act = intent.relation
+        on_screen = products or (answer.alternatives if answer.text is None else [])
+        if on_screen and act not in (Relation.question, Relation.pick, Relation.compare):
+            # what the shopper sees is what "the first one" refers to, alternatives included
             state.shown = [
                 ShownProduct(id=p.id, title=p.title, price=p.price, currency=p.currency, brand=p.brand)
-                for p in products
+                for p in on_screen
             ]
+            state.focus = None
+            new_ids = [p.id for p in on_screen]
+            state.seen = [*state.seen, *new_ids] if act == Relation.more else new_ids
         state.turns.append(
             TurnRecord(user=turn.message, intent=intent.summary(), shown=[p.id for p in products], reply=reply)
         )
@@ -341,9 +451,12 @@ class ShoppingAgent:
             message=turn.message,
             intent=intent.summary(),
             intent_source=source,
+            act=act.value,
             constraints=need.model_dump(mode="json", exclude_defaults=True),
             expansions=expansions,
             products=[p.id for p in products],
+            focus=[p.id for p in answer.focus],
+            alternatives=[p.id for p in answer.alternatives],
             cards=self._cards(answer),
             reply=reply,
             lines=lines,
@@ -356,7 +469,16 @@ class ShoppingAgent:
     @staticmethod
     def _cards(answer: _Answer) -> list[dict[str, Any]]:
         reasons = {c.product.id: c.reasons for c in (answer.outcome.candidates if answer.outcome else [])}
-        return [product_card(p, i, reasons.get(p.id)) for i, p in enumerate(answer.products, 1)]
+        focus = {p.id for p in answer.focus}
+        cards = []
+        for i, p in enumerate(answer.products, 1):
+            card = product_card(p, i, reasons.get(p.id))
+            if p.id in focus:
+                card["focus"] = True
+            cards.append(card)
+        for p in answer.alternatives:  # labelled: shown because nothing matched, not as matches
+            cards.append({**product_card(p), "alternative": True})
+        return cards
 
     # -- a model-driven tool loop (for capable servers) -----------------------------------------------
     def run_tool_loop(self, messages: list[dict[str, Any]], max_steps: int = 4) -> tuple[str, list[dict[str, Any]]]:
@@ -419,6 +541,59 @@ def _header(need: Need, n: int, relaxed: list[str], suggestion: str | None, rela
         )
         note = f"（放宽了{what}）" if zh else f" (relaxed: {what})"
     return f"为你找到这些{note}：" if zh else f"Here are some picks{note}:"
+
+
+def _related(products: list[Product]) -> list[Product]:
+    """Alternatives that belong together: those in the same top-level category as the first."""
+    if not products:
+        return []
+    top = products[0].category.split(" > ")[0]
+    return [p for p in products if p.category.split(" > ")[0] == top]
+
+
+def _level_sizes(paths: Mapping[str, int]) -> dict[str, int]:
+    """Products under each category level name (a path's count belongs to its last level)."""
+    sizes: dict[str, int] = {}
+    for path, n in paths.items():
+        leaf = path.split(" > ")[-1].strip().casefold()
+        sizes[leaf] = sizes.get(leaf, 0) + n
+    return sizes
+
+
+def _missing_header(missing: str, need: Need, has_alternatives: bool) -> str:
+    zh = need.language == "zh"
+    if zh:
+        base = f"店里没有“{missing}”。"
+        return base + ("这些是相近的商品（不完全符合）：" if has_alternatives else "")
+    base = f"We don't have {missing}."
+    return base + (" These are the closest items (not exact matches):" if has_alternatives else "")
+
+
+def _is_a(p: Product, product_type: str) -> bool:
+    """Whether the product is of the asked type: its title or category names it, or (Chinese)
+    names its head and its modifier apart (不粘锅 ~ 不粘炒锅; 蛋糕鞋 is no 蛋糕)."""
+    text = f"{p.title} {p.category}".casefold()
+    if any(w in text for w in type_spellings(product_type)):
+        return True
+    t = product_type.casefold()
+    return len(t) >= 2 and not t.isascii() and t[-1] in text and t[:-1] in text
+
+
+def _canned(relation: Relation, language: str) -> str:
+    zh = language == "zh"
+    if relation == Relation.unsupported:
+        return (
+            "订单、物流、退款和账号的问题我这里处理不了，请联系店铺客服。我可以帮你找商品、比较商品、回答商品信息里的问题。"
+            if zh
+            else "I can't help with orders, deliveries, refunds or accounts here; please contact the shop's customer "
+            "service. I can find and compare products and answer questions from their records."
+        )
+    return (
+        "我是这家店的购物助手，只能帮你找商品、比较商品、回答商品信息里的问题。想找点什么？"
+        if zh
+        else "I'm this shop's shopping assistant: I can find products, compare them and answer questions from "
+        "their records. What are you looking for?"
+    )
 
 
 def _grounding_summary(report: GroundingReport, llm_errors: list[str]) -> dict[str, Any]:

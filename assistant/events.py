@@ -23,6 +23,12 @@ from pydantic import BaseModel, Field
 
 from assistant.intent import Facet
 
+# How a message can be read (the ``act`` of a turn): a new need, an edit of the current one
+# (refine: add or tighten; replace: swap a value), a question about a shown product, a
+# comparison, picking one shown product, more of the same (the next results), chit-chat or
+# off-topic text, and a request the shop cannot serve (an order's status, a refund ...).
+DIALOGUE_ACTS = ("new", "refine", "replace", "question", "compare", "pick", "more", "chitchat", "unsupported")
+
 
 class TurnResult(BaseModel):
     session_id: str
@@ -31,7 +37,10 @@ class TurnResult(BaseModel):
     intent_source: str
     constraints: dict[str, Any]
     expansions: list[Facet] = Field(default_factory=list)
-    products: list[str] = Field(default_factory=list)
+    act: str = "new"  # how the message was read: one of DIALOGUE_ACTS
+    products: list[str] = Field(default_factory=list)  # the products shown as matches, in order
+    focus: list[str] = Field(default_factory=list)  # the shown products the turn is about (pick, question, compare)
+    alternatives: list[str] = Field(default_factory=list)  # shown as labelled alternatives, not as matches
     cards: list[dict[str, Any]] = Field(default_factory=list)
     reply: str = ""
     lines: list[str] = Field(default_factory=list)
@@ -47,7 +56,10 @@ class TurnResult(BaseModel):
             "intent_source": self.intent_source,
             "constraints": self.constraints,
             "expansions": [f.model_dump() for f in self.expansions],
+            "act": self.act,
             "products": self.products,
+            "focus": self.focus,
+            "alternatives": self.alternatives,
             "cards": self.cards,
             "reply": self.reply,
             "relaxed": self.relaxed,

@@ -34,6 +34,16 @@ class Relation(StrEnum):
     replace = "replace"  # type: ignore[assignment]  # swap a constraint ("换成男款", "red instead")
     compare = "compare"  # compare shown products ("compare 1 and 3")
     pick = "pick"  # one shown product ("第二个详细说说", "tell me about the first one")
+    question = "question"  # a question about a shown product ("这个适合油皮吗？", "is the second one waterproof?")
+    more = "more"  # more of the same: the next results ("还有别的吗", "show me more")
+    chitchat = "chitchat"  # small talk, off-topic text, attempts to override the instructions
+    unsupported = "unsupported"  # what a shop assistant cannot do here (an order's status, a refund)
+
+
+# Acts that leave the session's need as it is: they answer about what is shown, or about nothing.
+KEEPS_NEED = frozenset(
+    {Relation.compare, Relation.pick, Relation.question, Relation.more, Relation.chitchat, Relation.unsupported}
+)
 
 
 class PriceChange(StrEnum):

@@ -11,13 +11,16 @@ answer is an honest empty one instead of products that break a stated constraint
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from assistant.intent import Need
 from assistant.synonyms import alternatives
 from assistant.tools import SearchProductsArgs
+from retrieval.tokenize import EN_STOPWORDS
 from shopassist.models import Sort, detect_language
+from shopassist.text import HAS_CJK
 
 AUDIENCE_WORD = {"f": "女", "m": "男", "k": "童"}
 _AUDIENCE_FALLBACK = {
@@ -37,6 +40,18 @@ class Vocabulary:
     best_category: Callable[[str], str | None]
     audience_words: Mapping[str, str]
     tokenize: Callable[[str], list[str]]
+    level_size: Mapping[str, int] = field(default_factory=dict)  # case-folded level -> products under it
+    term_count: Callable[[str], int] | None = None  # products holding an indexed term
+
+
+# A category level holding fewer products than this is no hard filter: one source's tiny leaf
+# (美妆洗护 > 口红: 2 products) must not hide the same products filed elsewhere (美妆 > 唇妆: 69
+# lipsticks). The asked product type then has to be named by the title or the category path.
+SMALL_LEAF = 20
+
+# Chinese compounds put the head last: 蛋糕鞋 is a shoe, not a cake. When a category word is
+# followed in the query by one of these product heads, the compound is what was asked for.
+HEAD_CHARS = frozenset("鞋靴包裙裤衣衫帽袜杯壶锅灯机器架柜桌椅床垫枕被表镜笔盒袋箱")
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,11 @@ class SearchPlan:
     attempts: list[Attempt]
     words: frozenset[str]  # the query's content words: products that have most of them come first
     probes: list[Probe] = field(default_factory=list)
+    # the product type asked for when the catalog has no category of that name: a result that is
+    # not one (its title and category do not name it) is no match ("tasman蛋糕鞋" -> no cakes)
+    product_type: str | None = None
+    head: str | None = None  # the head of a compound product type (蛋糕鞋 -> 鞋), for alternatives
+    unknown: tuple[str, ...] = ()  # names in the query that no product has (Gucci in a shop without it)
 
 
 def audience(value: str, audience_words: Mapping[str, str]) -> str | None:
@@ -141,24 +161,113 @@ def search_args(need: Need, disliked: list[str], top_k: int) -> SearchProductsAr
     )
 
 
-def plan_search(need: Need, vocab: Vocabulary, disliked: list[str], show: int) -> SearchPlan:
-    """The attempts, in order (strict and in stock; strict), and the probes for advice."""
+def plan_search(need: Need, vocab: Vocabulary, disliked: list[str], show: int, fresh: bool = False) -> SearchPlan:
+    """The attempts, in order (strict and in stock; strict), and the probes for advice.
+    ``fresh``: the need was just stated (a new need), so names in it are checked against the
+    catalog; an edited need's query also holds words of earlier turns."""
     base = search_args(need, disliked, show)
     category = category_filter(need.category, vocab)
-    strict = base.model_copy(update={"require_terms": required_terms(need, vocab), "category": category, "top_k": 30})
+    compound = _compound(need.query, category)
+    if compound:  # the category word only modifies what was asked for
+        category = None
+    musts = required_terms(need, vocab)
+    kind: list[str] = []  # the product type as a term, when its category is too small to filter on
+    hard = category
+    if category and vocab.level_size and vocab.level_size.get(category.casefold(), 0) < SMALL_LEAF:
+        hard = None
+        kind = ["|".join(dict.fromkeys([category, *alternatives(category)]))]
+    strict = base.model_copy(update={"require_terms": [*musts, *kind], "category": hard, "top_k": 30})
     attempts = [Attempt(strict.model_copy(update={"in_stock": True})), Attempt(strict, ("in_stock",))]
+    # each probe gives up ONE hard constraint and keeps the rest (the product type above all), so
+    # the advice it leads to is true: "without the price limit" never finds other products in budget
+    probe_base = strict.model_copy(update={"top_k": show})
     probes: list[Probe] = []
     if need.required:
-        probes.append(Probe("required", base.model_copy(update={"category": category})))
+        probes.append(Probe("required", probe_base.model_copy(update={"require_terms": kind})))
     if need.max_price is not None or need.min_price is not None:
         probes.append(
-            Probe("price", base.model_copy(update={"min_price": None, "max_price": None, "sort": Sort.price_asc}))
+            Probe("price", probe_base.model_copy(update={"min_price": None, "max_price": None, "sort": Sort.price_asc}))
         )
     if need.brands:
-        probes.append(Probe("brands", base.model_copy(update={"brands": []})))
+        probes.append(Probe("brands", probe_base.model_copy(update={"brands": []})))
     if need.excluded:
-        probes.append(Probe("excluded", base.model_copy(update={"exclude_terms": []})))
-    return SearchPlan(attempts=attempts, words=query_words(need, category, vocab), probes=probes)
+        probes.append(Probe("excluded", probe_base.model_copy(update={"exclude_terms": []})))
+    product_type = need.category.split(" > ")[-1].strip() if need.category and not category else None
+    if compound:
+        product_type = compound[0]
+    return SearchPlan(
+        attempts=attempts,
+        words=query_words(need, category, vocab),
+        probes=probes,
+        product_type=product_type,
+        head=compound[1] if compound else _english_head(product_type),
+        unknown=unknown_names(need, vocab) if fresh else (),
+    )
+
+
+_LATIN_WORD = re.compile(r"[a-z][a-z0-9'&.-]{2,}", re.IGNORECASE)
+_NOT_NAMES = frozenset({"yuan", "rmb", "cny", "usd", "dollar", "dollars", "bucks", "please", "pls", "thanks"})
+
+
+def unknown_names(need: Need, vocab: Vocabulary) -> tuple[str, ...]:
+    """Latin words of the query (brand and model names: Gucci, tasman) that no product holds,
+    while the query's other words are known: the odd one out is what the shop does not carry.
+    A query none of whose words are known (English on a Chinese catalog) is left to the dense
+    leg, which matches across languages."""
+    if vocab.term_count is None or not need.query:
+        return ()
+    count = vocab.term_count
+
+    def known(word: str) -> bool:
+        return any(count(t) > 0 for t in vocab.tokenize(word) if not t.startswith("#"))
+
+    words = need.query.split()
+    unknown = [
+        w
+        for w in _LATIN_WORD.findall(need.query)
+        if w.casefold() not in _NOT_NAMES and w.casefold() not in EN_STOPWORDS and not known(w)
+    ]
+    others = [w for w in words if not any(u in w for u in unknown)]
+    if unknown and any(known(w) for w in others):
+        return tuple(unknown)
+    return ()
+
+
+def _compound(query: str, category: str | None) -> tuple[str, str] | None:
+    """(compound, head) when ``category`` is followed in the query by a product head: the query
+    "tasman蛋糕鞋" with the category 蛋糕 asks for 蛋糕鞋, whose head is 鞋."""
+    if not category or not query:
+        return None
+    at = query.find(category)
+    if at < 0:
+        return None
+    tail = ""
+    for ch in query[at + len(category) :]:
+        if not HAS_CJK.match(ch):
+            break
+        tail += ch
+    if tail and tail[-1] in HEAD_CHARS and len(tail) <= 3:
+        return category + tail, tail
+    return None
+
+
+def _english_head(product_type: str | None) -> str | None:
+    """The last word of an English product type ("hiking boots" -> "boots")."""
+    if not product_type or not product_type.isascii():
+        return None
+    words = product_type.split()
+    return words[-1] if len(words) > 1 else None
+
+
+def type_spellings(product_type: str) -> list[str]:
+    """How a title or category may name a product type: the word, its other-language forms, and
+    for an English phrase its head noun without a plural s ("hiking boots" -> "boot")."""
+    out = [product_type, *alternatives(product_type)]
+    words = product_type.split()
+    if words and words[-1].isascii():
+        head = words[-1].casefold()
+        out.append(head[:-1] if head.endswith("s") and len(head) > 3 else head)
+    return list(dict.fromkeys(w.casefold() for w in out if w))
 
 
 def advice(probe: Probe, need: Need, found_count: int, prices: list[float]) -> str | None:

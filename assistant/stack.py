@@ -38,6 +38,7 @@ from shopassist.config import Settings
 
 if TYPE_CHECKING:
     from assistant.agent import ShoppingAgent
+    from assistant.facets import FacetIndex
     from assistant.llm import LLM, LLMSettings
     from assistant.state import SessionStore
     from ranking.events import SQLiteEventLog
@@ -69,6 +70,7 @@ class Stack:
         rank: bool = True,
         sessions_dir: Path | None = None,
         events_path: Path | None = None,
+        shared: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.ingest_report: IngestReport | None = None
@@ -79,6 +81,9 @@ class Stack:
         self._sessions_dir = sessions_dir or settings.home / SESSIONS_DIR
         self._events_path = events_path or settings.home / EVENTS_FILE
         self._owned_llm: Any = None
+        # pieces another stack built and owns (``fork``): used as they are, never closed here
+        self._borrowed: set[str] = set(shared or {})
+        self.__dict__.update(shared or {})
 
     # -- the pieces ------------------------------------------------------------------------------
     @cached_property
@@ -128,10 +133,40 @@ class Stack:
         return client
 
     @cached_property
+    def facets(self) -> FacetIndex:
+        """The catalog's facet vocabulary (categories, brands, attribute values), built once."""
+        from assistant.facets import FacetIndex
+
+        return FacetIndex.from_products(self.catalog.products())
+
+    @cached_property
     def agent(self) -> ShoppingAgent:
         from assistant.agent import ShoppingAgent
 
-        return ShoppingAgent(self.catalog, self.sessions, llm=self.llm, ranker=self.ranker, retriever=self.retriever)
+        return ShoppingAgent(
+            self.catalog,
+            self.sessions,
+            llm=self.llm,
+            ranker=self.ranker,
+            retriever=self.retriever,
+            facets=self.facets,
+        )
+
+    def fork(self, *, sessions_dir: Path, events_path: Path, llm: LLMSettings | LLM | None = None) -> Stack:
+        """A stack over this one's catalog, retriever and facet index (shared, never closed by
+        the fork) with its own session store, event log, ranker, LLM and agent: what an eval
+        gives each dialogue, so nothing one conversation does reaches the next."""
+        other = Stack(
+            self.settings,
+            llm=llm,
+            embedder=self._embedder,
+            retrieval=self._retrieval,
+            rank=self._rank,
+            sessions_dir=sessions_dir,
+            events_path=events_path,
+            shared={name: getattr(self, name) for name in ("catalog", "retriever", "facets")},
+        )
+        return other
 
     # -- operations ------------------------------------------------------------------------------
     def ingest(self, path: Path, **options: Any) -> IngestReport:
@@ -151,7 +186,7 @@ class Stack:
         finally:
             if "events" in built:
                 built.pop("events").close()
-            catalog = built.get("catalog")
+            catalog = None if "catalog" in self._borrowed else built.get("catalog")
             if catalog is not None and callable(getattr(catalog, "close", None)):
                 built.pop("catalog").close()
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from assistant.intent import Need, PriceChange, Relation, ShoppingIntent
+from assistant.intent import KEEPS_NEED, Need, PriceChange, Relation, ShoppingIntent
 from shopassist.errors import UsageError
 from shopassist.models import Sort
 
@@ -58,6 +58,8 @@ class SessionState(BaseModel):
     session_id: str
     constraints: Need = Field(default_factory=Need)
     shown: list[ShownProduct] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list)  # every product shown for the current need ("more" skips them)
+    focus: int | None = None  # the 1-based position the shopper last asked about or picked
     turns: list[TurnRecord] = Field(default_factory=list)
 
     @property
@@ -85,6 +87,13 @@ def _without(values: list[str], remove: list[str]) -> list[str]:
     return [v for v in values if v.casefold() not in gone]
 
 
+_GIFT = re.compile(r"礼物|礼品|送人|送给|gift|present", re.IGNORECASE)
+
+
+def _is_gift(need: Need) -> bool:
+    return bool(_GIFT.search(" ".join([need.query, need.category or "", *need.required])))
+
+
 def reference_price(shown: list[ShownProduct], currency: str | None) -> float | None:
     """The median price of what was shown (same currency as the constraint when it has one)."""
     prices = [s.price for s in shown if s.price is not None and (currency is None or s.currency in (None, currency))]
@@ -98,7 +107,7 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
     relation = intent.relation
     if not state.turns and relation in (Relation.refine, Relation.replace):
         relation = Relation.new  # nothing to refine yet
-    if relation in (Relation.compare, Relation.pick):
+    if relation in KEEPS_NEED:
         new = old.model_copy(deep=True)
         new.language = intent.language
         return new
@@ -106,6 +115,9 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
         new = intent.need()
         for name in ("required", "excluded", "brands", "exclude_brands"):
             setattr(new, name, _norm(getattr(new, name)))
+        if state.turns and _is_gift(old) and new.min_price is None and new.max_price is None:
+            # "给我妈买个生日礼物 300左右" then "她皮肤比较干": the budget of a gift stays
+            new.min_price, new.max_price, new.currency = old.min_price, old.max_price, old.currency
     else:
         new = old.model_copy(deep=True)
         new.language = intent.language

@@ -174,6 +174,11 @@ class Catalog:
         self.refresh()
         yield from list(self._mirror.products.values())
 
+    def term_count(self, term: str) -> int:
+        """How many products hold the indexed (tokenized) ``term``."""
+        self.refresh()
+        return self._view.bm25.df(term)
+
     def doc_terms(self, product_id: str) -> Mapping[str, int]:
         """The indexed (tokenized) terms of a product and their counts, read-only; empty if unknown."""
         self.refresh()

@@ -112,6 +112,10 @@ class BM25Index:
             self._arrays[term] = arrays
         return arrays
 
+    def df(self, term: str) -> int:
+        """How many documents hold ``term``."""
+        return len(self._postings.get(term, ()))
+
     def idf(self, term: str) -> float:
         df = len(self._postings.get(term, ()))
         n = len(self._slot_of)
@@ -212,6 +216,9 @@ class BM25View:
 
     def idf(self, term: str) -> float:
         return self._index.idf(term)
+
+    def df(self, term: str) -> int:
+        return self._index.df(term)
 
     def score(self, query_tokens: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """(slots, scores) of every document that shares a term with the query, unsorted."""

@@ -36,7 +36,8 @@ def test_a_conversation_edits_constraints_and_the_shown_products(agent):
     assert men.constraints["max_price"] == 200.0 and men.constraints["excluded"] == ["破洞"]
 
     pick = agent.ask("s1", "第二个详细说说")
-    assert pick.products == men.products[1:2]
+    # picking one keeps the list on screen and puts the chosen one in focus
+    assert pick.products == men.products and pick.focus == men.products[1:2] and pick.act == "pick"
 
 
 def test_events_stream_products_before_the_reply_and_not_this_removes_a_product(agent):

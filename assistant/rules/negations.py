@@ -79,6 +79,11 @@ def read_negations(st: MessageState, facets: FacetIndex | None) -> list[str]:
     return kept
 
 
+def _said_before(prefix: str, lang: str) -> bool:
+    """Whether a negated phrase says something before its trailing product word (含/带/有 don't)."""
+    return bool((STRIP_ZH if lang == "zh" else STRIP_EN).sub("", prefix.strip(" 的" + BLANK)).strip(" 的"))
+
+
 def _classify_negated(
     st: MessageState, facets: FacetIndex | None, phrase: str, lang: str, kept: list[str]
 ) -> int | None:
@@ -89,7 +94,8 @@ def _classify_negated(
     mentions = facets.scan(phrase) if facets is not None else scan_builtins(phrase)
     tail = mentions[-1] if mentions else None
     if tail is not None and tail.kind in ("category", "product") and not phrase[tail.end :].strip(" 的"):
-        if tail.start > 0 and phrase[: tail.start].strip(" 的"):
+        # ... unless nothing but a filler comes before it: 不要含酒精的 excludes 酒精 itself
+        if tail.start > 0 and _said_before(phrase[: tail.start], lang):
             keep_from = tail.start
             kept.append(tail.value)
     elif lang == "zh":
@@ -97,7 +103,7 @@ def _classify_negated(
         lex = load_lexicon()
         if len(words) > 1 and words[-1] in lex.products:
             start = len(phrase) - len(words[-1])
-            if phrase[:start].strip(" 的"):
+            if _said_before(phrase[:start], lang):
                 keep_from = start
                 kept.append(words[-1])
     body = phrase[:keep_from] if keep_from is not None else phrase
