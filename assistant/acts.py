@@ -31,11 +31,13 @@ from shopassist.models import Sort
 INJECTION = re.compile(
     r"(?:忘掉|忘记|忽略|无视|不要管|别管)[^。!！?？]{0,8}(?:规则|指令|设定|提示|要求|限制)|系统提示|提示词|"
     r"\bignore\b[^.!?]{0,20}\b(?:instructions?|rules?|prompts?)\b|\bdisregard\b|\bsystem prompt\b|"
-    r"\byou are now\b|\bpretend (?:to be|you are)\b|\bjailbreak\b|\bdeveloper mode\b|扮演",
+    r"\byou are now\b|\bpretend (?:to be|you are)\b|\bjailbreak\b|\bdeveloper mode\b|扮演|"
+    r"^\s*(?:系统|system|admin|管理员)\s*(?:通知|消息|提示)?\s*[:：]|你现在必须|告诉(?:用户|所有人)|"
+    r"\bthe user is an? (?:admin|administrator|developer)\b|\badmin mode\b",
     re.IGNORECASE,
 )
 UNSUPPORTED = re.compile(
-    r"订单|物流|快递到|发货了|什么时候发货|退款|退货|换货|发票|投诉|人工客服|转人工|账号|账户|密码|优惠券怎么|"
+    r"订单|物流|快递到|发货了|什么时候发货|什么时候到|怎么还没到|退款|退货|换货|发票|投诉|人工客服|转人工|账号|账户|密码|优惠券怎么|"
     r"\bmy order\b|\border status\b|\btrack(?:ing)?\b[^.!?]{0,12}\b(?:order|package|parcel)\b|\brefund\b|"
     r"\breturn (?:this|my|an?|the) (?:order|item|product|purchase)\b|\bcancel (?:my |the )?order\b|\binvoice\b|"
     r"\bmy account\b|\bpassword\b|\bcustomer service\b|\bwhere is my\b",
@@ -44,15 +46,20 @@ UNSUPPORTED = re.compile(
 MORE = re.compile(
     r"还有别的|还有其他|还有吗|还有没有别|还有啥|换一批|再来几[个款]|再看看别的|再推荐几|更多|其他的呢|别的呢|下一页|"
     r"\bshow (?:me )?(?:some )?more\b|\bmore options\b|\banything else\b|\bother options\b|\bnext page\b|"
-    r"\bwhat else\b|\bsee more\b|\bany others?\b|\bsomething else\b|\bmore (?:like (?:this|these|that)|results)\b",
+    r"\bwhat else\b|\bsee more\b|\bany others?\b|\bsomething else\b|\bmore (?:like (?:this|these|that)|results)\b|"
+    r"^\s*more\b",
     re.IGNORECASE,
 )
 AVAILABILITY = re.compile(
-    r"有没有|有木有|有.{1,10}的吗|还有.{1,8}的吗|"
+    r"有没有|有木有|有.{1,10}的吗|还有.{1,8}的吗|有吗\s*[?？]?\s*$|有卖.{0,10}吗|"
     r"^\s*(?:do|does) (?:you|they|it) (?:have|come|sell)\b|^\s*(?:have you got|got any|any)\b|\bin (?:a )?(?:different|other) colou?r",
     re.IGNORECASE,
 )
-QUESTION_MARK = re.compile(r"[?？]\s*$|[吗么嘛呢]\s*[?？。!！]*\s*$")
+QUESTION_MARK = re.compile(
+    r"[?？]\s*$|[吗么嘛呢啊]\s*[?？。!！]*\s*$|多少|多久|几[年个岁度天月]|还是.+[吗呢啊?？]?$|是不是|是否"
+)
+# "那洗碗布呢", "what about dog food?": a new need put as a question, not a question about a product
+ASKS_FOR_OTHER = re.compile(r"^\s*那.{1,12}呢\s*[?？]?\s*$|^\s*(?:what|how) about\b", re.IGNORECASE)
 QUESTION_ZH = re.compile(
     r"适合|适用|能不能|可不可以|能否|是不是|是否|多大|多重|多少|多长|多宽|多高|什么|哪里|哪国|怎么样|怎么用|好用|保质期|"
     r"几[个岁码天年]|尺码|有货|防水|含不含|含有|成分|材质|面料|产地|质量"
@@ -61,7 +68,8 @@ QUESTION_EN = re.compile(
     r"^\s*(?:is|are|does|do|can|will|would|could|should|has|have|how|what|which|who|where|when)\b", re.IGNORECASE
 )
 DEICTIC = re.compile(
-    r"这个|那个|这款|那款|这件|那件|这双|那双|这条|那条|这瓶|这台|它|该款|\bthis\b|\bthat\b|\bit\b|\bthese\b|\bthose\b|\bthey\b",
+    r"这个|那个|这款|那款|这件|那件|这双|那双|这条|那条|这瓶|这台|它|该款|\bthis\b|\bthat\b|\bit\b|\bthese\b|"
+    r"\bthose\b|\bthey\b|\bthe \w+ one\b",
     re.IGNORECASE,
 )
 SMALL_TALK = re.compile(
@@ -102,17 +110,20 @@ def read_act(message: str, intent: ShoppingIntent, shown: int, has_need: bool) -
     relation = intent.relation
     if INJECTION.search(text):
         return _only(intent, Relation.chitchat)
-    if UNSUPPORTED.search(text) and not intent.category:
+    if UNSUPPORTED.search(text):
         return _only(intent, Relation.unsupported)
     if has_need and MORE.search(text) and not _has_need(intent):
         return _only(intent, Relation.more)
     if SMALL_TALK.search(text) and not _has_need(intent) and not intent.references:
         return _only(intent, Relation.chitchat)  # "今天天气怎么样" is no question about a product
-    if AVAILABILITY.search(text) and _has_need(intent):
-        return intent  # "有没有白色的": a search for white ones
-    if shown and relation not in (Relation.compare,) and is_question(text):
+    if AVAILABILITY.search(text):
+        return intent  # "有没有白色的", "iphone13有吗": a search, never a question about what is shown
+    if shown and relation != Relation.compare and is_question(text) and not ASKS_FOR_OTHER.search(text):
         points = bool(intent.references) or bool(DEICTIC.search(text))
-        if points or not _has_need(intent) or (QUESTION_ZH.search(text) and not intent.category):
+        priced = intent.min_price is not None or intent.max_price is not None or intent.price_change
+        # "鞋跟是粗跟吗", "是机械表还是石英表啊": words the rules read as a need, asked as a question
+        # about what is on screen (a price or a brand named in it is a search)
+        if points or not _has_need(intent) or not (priced or intent.brands or intent.exclude_brands):
             return intent.model_copy(update={"relation": Relation.question})
     if relation == Relation.pick and is_question(text) and QUESTION_ZH.search(text):
         return intent.model_copy(update={"relation": Relation.question})

@@ -317,6 +317,14 @@ class ShoppingAgent:
         previous = ShoppingIntent.from_need(state.constraints) if state.turns else None
         rules = parse_rules(message, self.facets, previous=previous, shown_count=len(state.shown))
         rules = read_act(message, rules, len(state.shown), has_need=bool(state.turns))
+        if state.shown:
+            # references past the end of the list ("第5个" with 3 shown) get a plain note, so read
+            # them as if the list were long, and keep those the rules dropped
+            wide = parse_rules(message, self.facets, previous=previous, shown_count=50)
+            beyond = [n for n in wide.references if n > len(state.shown)]
+            if beyond and wide.relation in (Relation.pick, Relation.compare):
+                relation = rules.relation if rules.relation == Relation.question else wide.relation
+                rules = rules.model_copy(update={"references": wide.references, "relation": relation})
         turn.mark("rules_ms")
         yield IntentEvent(source="rules", intent=rules.summary())
 

@@ -44,7 +44,7 @@ NAME_HINTS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
 # words of a question that say nothing about the product
 _QUESTION_NOISE = re.compile(
     r"这个|那个|这款|那款|这件|那件|这双|那双|这条|那条|这瓶|这台|它|该款|第[一二三四五六七八九十\d]+[个款件条双瓶台]?|"
-    r"适合|适用|能不能|可不可以|可以|能否|是不是|是否|有没有|会不会|好不好|怎么样|吗|呢|嘛|么|吧|啊|的|了|我|我们|用|"
+    r"适合|适用|能不能|可不可以|可以|能否|是不是|是否|有没有|会不会|好不好|怎么样|多久|多少|几年|几个|吗|呢|嘛|么|吧|啊|的|了|我|我们|用|"
     r"[?？!！,，。.、:：;；]|\b(?:is|are|does|do|can|will|would|could|should|has|have|it|this|that|the|a|an|for|of|"
     r"good|ok|okay|suitable|first|second|third|fourth|fifth|last|one|item|product|me|my|i|to|in|on|with|any|"
     r"work|works|be|there|how|what|which|about|really)\b",
