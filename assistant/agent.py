@@ -24,9 +24,8 @@ server choose tools itself, bounded to ``max_steps``.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +46,10 @@ from assistant.events import (
 from assistant.facets import FacetIndex
 from assistant.grounding import GroundingChecker, GroundingReport, clean_text, template_line, written_positions
 from assistant.intent import KEEPS_NEED, Facet, Need, Relation, ShoppingIntent
-from assistant.planner import SearchPlan, Vocabulary, advice, plan_search, type_spellings
+from assistant.planner import SearchPlan, Vocabulary, advice, plan_search
 from assistant.prompts import COPY_SYSTEM, COPY_TOKENS, INTENT_SYSTEM, conversation_context, copy_messages
 from assistant.reading import read_with_llm, reconcile
+from assistant.replies import canned_reply, header, is_a, level_sizes, missing_header, related
 from assistant.rules import lexicon_brands, parse_rules
 from assistant.state import (
     ConstraintEdit,
@@ -61,6 +61,7 @@ from assistant.state import (
     edit_constraints,
 )
 from assistant.synonyms import vocabulary
+from assistant.toolloop import run_tool_loop
 from assistant.tools import ToolRegistry, product_card
 from ranking.events import AppendResult, validate_events
 from ranking.ranker import Ranker
@@ -147,7 +148,7 @@ class ShoppingAgent:
             best_category=self.facets.best_category,
             audience_words=self.facets.audience_words(),
             tokenize=catalog.tokenizer,
-            level_size=_level_sizes(self.facets.category_paths()),
+            level_size=level_sizes(self.facets.category_paths()),
             term_count=catalog.term_count,
         )
 
@@ -198,7 +199,7 @@ class ShoppingAgent:
                     # the results share a word with the query but lack most of it (tpe草坪颗粒 -> 退热颗粒);
                     # no shared word at all is left alone: a cross-language match has none
                     missing = need.query or " ".join(sorted(plan.words))
-            if plan.product_type and not any(_is_a(x.product, plan.product_type) for x in found[:SHOW]):
+            if plan.product_type and not any(is_a(x.product, plan.product_type) for x in found[:SHOW]):
                 missing = plan.product_type
             if plan.unknown:  # a name no product has: "没有 gucci 连衣裙", then the other dresses
                 missing = need.query
@@ -237,7 +238,7 @@ class ShoppingAgent:
         need = apply(turn.state, intent, self.facets.facet_group)
         relation = intent.relation
         if relation in (Relation.chitchat, Relation.unsupported):
-            return _Answer(need, [], None, text=_canned(relation, need.language))
+            return _Answer(need, [], None, text=canned_reply(relation, need.language))
         if relation in (Relation.compare, Relation.pick, Relation.question) and turn.state.shown:
             return self._about_shown(turn, intent, need)
         exclude = list(turn.state.seen) if relation == Relation.more else []
@@ -252,7 +253,7 @@ class ShoppingAgent:
             if outcome.head:  # 没有蛋糕鞋: the alternatives are shoes, not cakes
                 near = Need(query=outcome.head, min_price=need.min_price, max_price=need.max_price)
                 found = [c.product for c in self.search(near, turn.session_id).candidates] or found
-            return _Answer(need, [], outcome, alternatives=_related(found))
+            return _Answer(need, [], outcome, alternatives=related(found))
         if not found and outcome.nearby:
             return _Answer(need, [], outcome, alternatives=[c.product for c in outcome.nearby[:SHOW]])
         return _Answer(need, found, outcome)
@@ -422,11 +423,11 @@ class ShoppingAgent:
             reply = answer.text + "".join(f"\n- {line}" for line in alt_lines)
         elif outcome is not None and outcome.missing:
             lines = []
-            reply = _missing_header(outcome.missing, need, bool(alt_lines)) + "".join(f"\n- {x}" for x in alt_lines)
+            reply = missing_header(outcome.missing, need, bool(alt_lines)) + "".join(f"\n- {x}" for x in alt_lines)
         else:
             lines += [template_line(p, need.language) for p in products[COPY_FOR:]]
-            header = _header(need, len(products), relaxed, outcome.suggestion if outcome else None, intent.relation)
-            reply = header + ("\n" + "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1)) if lines else "")
+            first = header(need, len(products), relaxed, outcome.suggestion if outcome else None, intent.relation)
+            reply = first + ("\n" + "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1)) if lines else "")
             reply += "".join(f"\n- {line}" for line in alt_lines)
         yield ReplyEvent(text=reply)
 
@@ -490,118 +491,10 @@ class ShoppingAgent:
 
     # -- a model-driven tool loop (for capable servers) -----------------------------------------------
     def run_tool_loop(self, messages: list[dict[str, Any]], max_steps: int = 4) -> tuple[str, list[dict[str, Any]]]:
-        """Let the model call the five tools, at most ``max_steps`` rounds. Tool errors go back
-        as tool messages; unknown tools are refused by the registry. Returns (text, calls)."""
+        """Let the model call the five tools itself (``assistant.toolloop.run_tool_loop``)."""
         if self.llm is None:
             raise ShopAssistError("no LLM configured for the tool loop")
-        calls: list[dict[str, Any]] = []
-        history = list(messages)
-        for _ in range(max_steps):
-            text, tool_calls = self.llm.chat_with_tools(history, self.tools.schemas(), max_tokens=256)
-            if not tool_calls:
-                return text, calls
-            history.append(_assistant_tool_message(text, tool_calls))
-            for tc in tool_calls:
-                result = self.tools.call(tc["name"], tc["arguments"])
-                calls.append({"name": tc["name"], "arguments": tc["arguments"], "ok": result.ok, "error": result.error})
-                history.append({"role": "tool", "tool_call_id": tc["id"], "content": result.as_message()[:4000]})
-        return "", calls
-
-
-def _assistant_tool_message(text: str, tool_calls: list[Mapping[str, Any]]) -> dict[str, Any]:
-    return {
-        "role": "assistant",
-        "content": text or "",
-        "tool_calls": [
-            {
-                "id": tc["id"],
-                "type": "function",
-                "function": {"name": tc["name"], "arguments": json.dumps(tc["arguments"], ensure_ascii=False)},
-            }
-            for tc in tool_calls
-        ],
-    }
-
-
-_RELAXED_NAMES = {
-    "category": ("类目", "category"),
-    "required": ("部分要求", "some must-haves"),
-    "in_stock": ("库存", "stock"),
-}
-
-
-def _header(need: Need, n: int, relaxed: list[str], suggestion: str | None, relation: Relation) -> str:
-    """The reply's first line: what was found, what was relaxed, or the honest empty answer."""
-    zh = need.language == "zh"
-    if n == 0:
-        base = "没有找到完全符合条件的商品。" if zh else "Nothing in the catalog matches all of that."
-        if suggestion:
-            base += f" 建议：{suggestion}。" if zh else f" Suggestion: {suggestion}."
-        return base
-    if relation == Relation.compare:
-        return "对比如下：" if zh else "Here is the comparison:"
-    if relation == Relation.pick:
-        return "这款的详细信息：" if zh else "Details:"
-    note = ""
-    if relaxed:
-        what = (
-            "、".join(_RELAXED_NAMES[r][0] for r in relaxed) if zh else ", ".join(_RELAXED_NAMES[r][1] for r in relaxed)
-        )
-        note = f"（放宽了{what}）" if zh else f" (relaxed: {what})"
-    return f"为你找到这些{note}：" if zh else f"Here are some picks{note}:"
-
-
-def _related(products: list[Product]) -> list[Product]:
-    """Alternatives that belong together: those in the same top-level category as the first."""
-    if not products:
-        return []
-    top = products[0].category.split(" > ")[0]
-    return [p for p in products if p.category.split(" > ")[0] == top]
-
-
-def _level_sizes(paths: Mapping[str, int]) -> dict[str, int]:
-    """Products under each category level name (a path's count belongs to its last level)."""
-    sizes: dict[str, int] = {}
-    for path, n in paths.items():
-        leaf = path.split(" > ")[-1].strip().casefold()
-        sizes[leaf] = sizes.get(leaf, 0) + n
-    return sizes
-
-
-def _missing_header(missing: str, need: Need, has_alternatives: bool) -> str:
-    zh = need.language == "zh"
-    if zh:
-        base = f"店里没有“{missing}”。"
-        return base + ("这些是相近的商品（不完全符合）：" if has_alternatives else "")
-    base = f"We don't have {missing}."
-    return base + (" These are the closest items (not exact matches):" if has_alternatives else "")
-
-
-def _is_a(p: Product, product_type: str) -> bool:
-    """Whether the product is of the asked type: its title or category names it, or (Chinese)
-    names its head and its modifier apart (不粘锅 ~ 不粘炒锅; 蛋糕鞋 is no 蛋糕)."""
-    text = f"{p.title} {p.category}".casefold()
-    if any(w in text for w in type_spellings(product_type)):
-        return True
-    t = product_type.casefold()
-    return len(t) >= 2 and not t.isascii() and t[-1] in text and t[:-1] in text
-
-
-def _canned(relation: Relation, language: str) -> str:
-    zh = language == "zh"
-    if relation == Relation.unsupported:
-        return (
-            "订单、物流、退款和账号的问题我这里处理不了，请联系店铺客服。我可以帮你找商品、比较商品、回答商品信息里的问题。"
-            if zh
-            else "I can't help with orders, deliveries, refunds or accounts here; please contact the shop's customer "
-            "service. I can find and compare products and answer questions from their records."
-        )
-    return (
-        "我是这家店的购物助手，只能帮你找商品、比较商品、回答商品信息里的问题。想找点什么？"
-        if zh
-        else "I'm this shop's shopping assistant: I can find products, compare them and answer questions from "
-        "their records. What are you looking for?"
-    )
+        return run_tool_loop(self.llm, self.tools, messages, max_steps)
 
 
 def _grounding_summary(report: GroundingReport, llm_errors: list[str]) -> dict[str, Any]:
