@@ -103,6 +103,7 @@ class SearchOutcome:
     nearby: list[Candidate] = field(default_factory=list)  # what the suggestion's relaxation finds
     head: str | None = None  # the head of the missing product type: what alternatives are
     unknown: tuple[str, ...] = ()  # names in the query no product has
+    wrong_type: bool = False  # the results are not of the asked product type (its category was wrong)
 
 
 @dataclass
@@ -199,7 +200,9 @@ class ShoppingAgent:
                     # the results share a word with the query but lack most of it (tpe草坪颗粒 -> 退热颗粒);
                     # no shared word at all is left alone: a cross-language match has none
                     missing = need.query or " ".join(sorted(plan.words))
-            if plan.product_type and not any(is_a(x.product, plan.product_type) for x in found[:SHOW]):
+            kind = plan.product_type
+            wrong_type = kind is not None and not any(is_a(x.product, kind) for x in found[:SHOW])
+            if wrong_type:
                 missing = plan.product_type
             if plan.unknown:  # a name no product has: "没有 gucci 连衣裙", then the other dresses
                 missing = need.query
@@ -207,7 +210,12 @@ class ShoppingAgent:
                 # what this shopper and all shoppers did re-orders what matched (and explains why)
                 found = self.ranker.rank(session_id, found, query=attempt.args.query, k=SHOW)
             return SearchOutcome(
-                found[:SHOW], relaxed=list(attempt.relaxed), missing=missing, head=plan.head, unknown=plan.unknown
+                found[:SHOW],
+                relaxed=list(attempt.relaxed),
+                missing=missing,
+                head=plan.head,
+                unknown=plan.unknown,
+                wrong_type=wrong_type,
             )
         suggestion, nearby = self._advice(plan, need)
         return SearchOutcome([], suggestion=suggestion, nearby=nearby)
@@ -224,21 +232,13 @@ class ShoppingAgent:
                     return text, found
         return None, []
 
-    def _referenced(self, intent: ShoppingIntent, state: SessionState) -> list[Product]:
-        out = []
-        for pos in intent.references:
-            ref = state.shown_ref(pos)
-            if ref is not None:
-                p = self.catalog.get(ref.id)
-                if p is not None and p not in out:
-                    out.append(p)
-        return out
-
     def _answer(self, turn: Turn, intent: ShoppingIntent) -> _Answer:
         need = apply(turn.state, intent, self.facets.facet_group)
         relation = intent.relation
         if relation in (Relation.chitchat, Relation.unsupported):
-            return _Answer(need, [], None, text=canned_reply(relation, need.language))
+            # nothing to search: what is on screen stays on screen
+            shown = [p for p in (self.catalog.get(s.id) for s in turn.state.shown) if p is not None]
+            return _Answer(need, shown, None, text=canned_reply(relation, need.language))
         if relation in (Relation.compare, Relation.pick, Relation.question) and turn.state.shown:
             return self._about_shown(turn, intent, need)
         exclude = list(turn.state.seen) if relation == Relation.more else []
@@ -250,6 +250,8 @@ class ShoppingAgent:
                 need, [], outcome, text="没有更多符合条件的商品了。" if zh else "That is everything that matches."
             )
         if outcome.missing:
+            if outcome.wrong_type:  # 蛋糕鞋 is no 蛋糕: that category is not what was asked for
+                need = need.model_copy(update={"category": None})
             if outcome.head:  # 没有蛋糕鞋: the alternatives are shoes, not cakes
                 near = Need(query=outcome.head, min_price=need.min_price, max_price=need.max_price)
                 found = [c.product for c in self.search(near, turn.session_id).candidates] or found
@@ -332,7 +334,9 @@ class ShoppingAgent:
         answer = self._answer(turn, rules)
         t_fast = turn.mark("first_products_ms")
         yield ProductsEvent(cards=self._cards(answer))
-        expansions = self._expansions(answer.need)
+        # refinements belong to a list of matches, not to an answer or to "we don't have that"
+        listed = answer.text is None and not (answer.outcome and answer.outcome.missing)
+        expansions = self._expansions(answer.need) if listed else []
         yield ExpansionsEvent(facets=expansions)
 
         intent, source = rules, "rules"
