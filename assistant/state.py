@@ -30,6 +30,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from assistant.intent import KEEPS_NEED, Need, PriceChange, Relation, ShoppingIntent
+from retrieval.tokenize import EN_STOPWORDS
 from shopassist.errors import UsageError
 from shopassist.models import Sort
 
@@ -87,6 +88,37 @@ def _without(values: list[str], remove: list[str]) -> list[str]:
     return [v for v in values if v.casefold() not in gone]
 
 
+# English words of conversation, not of products: they never join the search text
+_TALK = frozenset(
+    [
+        "what",
+        "if",
+        "go",
+        "up",
+        "same",
+        "thing",
+        "even",
+        "tho",
+        "though",
+        "ok",
+        "okay",
+        "hmm",
+        "well",
+        "then",
+        "also",
+        "maybe",
+        "actually",
+        "instead",
+        "please",
+        "pls",
+        "thanks",
+        "something",
+        "anything",
+        "bit",
+        "little",
+        "lot",
+    ]
+)
 _GIFT = re.compile(r"礼物|礼品|送人|送给|gift|present", re.IGNORECASE)
 
 
@@ -130,7 +162,14 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
         elif intent.query and relation == Relation.refine:
             # "with noise cancelling": the words join the query (products with every query word
             # come first), they do not become a hard filter the catalog may not spell that way
-            extra = [w for w in intent.query.split() if w.casefold() not in new.query.casefold()]
+            # ... but talk around them does not ("what if I go up to", "same thing for men")
+            extra = [
+                w
+                for w in intent.query.split()
+                if w.casefold() not in new.query.casefold()
+                and w.casefold() not in _TALK
+                and w.casefold() not in EN_STOPWORDS
+            ]
             new.query = " ".join([new.query, *extra]).strip()
         required = list(new.required)
         if relation == Relation.replace:
