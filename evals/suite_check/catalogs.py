@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from .report import Report
@@ -59,21 +60,9 @@ def load_catalog(path: Path, rep: Report, bundled: bool = False) -> list[dict]:
     rows: list[dict] = []
     seen: set[str] = set()
     currencies: set[str] = set()
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{n}"
-            try:
-                p = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rep.error(f"{where}: invalid JSON ({exc})")
-                continue
-            if not isinstance(p, dict):
-                rep.error(f"{where}: not an object")
-                continue
-            check_product(where, p, rep, seen, currencies)
-            rows.append(p)
+    for where, p in _records(path, rep):
+        check_product(where, p, rep, seen, currencies)
+        rows.append(p)
     if len(currencies) > 1:
         rep.error(f"{path.name}: mixes currencies {sorted(currencies)}; price bounds would be ambiguous")
     lo, hi = CATALOG_SIZE
@@ -144,11 +133,8 @@ def _check_attributes(where: str, p: dict, rep: Report) -> None:
             rep.error(f"{where}: attribute {k!r} must be text or a list of text")
 
 
-def _load_bundled(path: Path, rep: Report) -> list[dict]:
-    """The bundled catalog's records, validated for what the checks read: a unique id, a title, a
-    finite price >= 0 with its currency, integer stock >= 0, a category, attributes, tags, language."""
-    rows: list[dict] = []
-    seen: set[str] = set()
+def _records(path: Path, rep: Report) -> Iterator[tuple[str, dict]]:
+    """Each JSON object line of a catalog with its ``file:line``; a bad line is reported."""
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -162,24 +148,33 @@ def _load_bundled(path: Path, rep: Report) -> list[dict]:
             if not isinstance(p, dict):
                 rep.error(f"{where}: not an object")
                 continue
-            extra = set(p) - BUNDLED_KEYS
-            if extra:
-                rep.error(f"{where}: unknown fields {sorted(extra)}")
-            pid = p.get("id")
-            if not isinstance(pid, str) or not pid or pid in seen:
-                rep.error(f"{where}: id must be a unique non-empty string")
-            else:
-                seen.add(pid)
-            if not isinstance(p.get("title"), str) or not p["title"].strip():
-                rep.error(f"{where}: title missing")
-            _check_offer(where, p, rep, set())
-            if not isinstance(p.get("category"), str) or not p["category"].strip():
-                rep.error(f"{where}: category must be non-empty text")
-            if p.get("attributes"):
-                _check_attributes(where, p, rep)
-            if not isinstance(p.get("tags", []), list):
-                rep.error(f"{where}: tags must be a list of text")
-            if p.get("language") not in ("zh", "en"):
-                rep.error(f"{where}: language must be zh or en")
-            rows.append(p)
+            yield where, p
+
+
+def _load_bundled(path: Path, rep: Report) -> list[dict]:
+    """The bundled catalog's records, validated for what the checks read: a unique id, a title, a
+    finite price >= 0 with its currency, integer stock >= 0, a category, attributes, tags, language."""
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for where, p in _records(path, rep):
+        extra = set(p) - BUNDLED_KEYS
+        if extra:
+            rep.error(f"{where}: unknown fields {sorted(extra)}")
+        pid = p.get("id")
+        if not isinstance(pid, str) or not pid or pid in seen:
+            rep.error(f"{where}: id must be a unique non-empty string")
+        else:
+            seen.add(pid)
+        if not isinstance(p.get("title"), str) or not p["title"].strip():
+            rep.error(f"{where}: title missing")
+        _check_offer(where, p, rep, set())
+        if not isinstance(p.get("category"), str) or not p["category"].strip():
+            rep.error(f"{where}: category must be non-empty text")
+        if p.get("attributes"):
+            _check_attributes(where, p, rep)
+        if not isinstance(p.get("tags", []), list):
+            rep.error(f"{where}: tags must be a list of text")
+        if p.get("language") not in ("zh", "en"):
+            rep.error(f"{where}: language must be zh or en")
+        rows.append(p)
     return rows
