@@ -52,7 +52,18 @@ MORE = re.compile(
 )
 AVAILABILITY = re.compile(
     r"有没有|有木有|有.{1,10}的吗|还有.{1,8}的吗|有吗\s*[?？]?\s*$|有卖.{0,10}吗|"
-    r"^\s*(?:do|does) (?:you|they|it) (?:have|come|sell)\b|^\s*(?:have you got|got any|any)\b|\bin (?:a )?(?:different|other) colou?r",
+    r"(?:^|[.!?,]\s*)\s*(?:ok,?\s*|so,?\s*|and\s+)?(?:do|does) (?:you|the shop|your shop) (?:have|sell|carry|stock)\b|"
+    r"^\s*(?:have you got|got any|any)\b|\b(?:what|which) (?:\w+ ){0,2}(?:do|does) (?:you|the shop) (?:have|sell|carry|stock)\b|"
+    r"\bwhat (?:\w+ ){0,2}(?:have you got|are there|is there)\b|(?:你们|店里)?(?:都)?有(?:哪些|什么)",
+    re.IGNORECASE,
+)
+# "any with heels?", "ones without a hood": a constraint on the current need, not a new product
+WITH_MORE = re.compile(
+    r"^\s*(?:any|anything|something|ones?|the ones?|got any|do you have any|do you have ones?)\s+(?:with|without|in|that)\b",
+    re.IGNORECASE,
+)
+WHAT_DO_YOU_HAVE = re.compile(
+    r"\b(?:what|which) (?:\w+ ){0,2}(?:do|does) (?:you|the shop) (?:have|sell|carry|stock)\b|(?:你们|店里)(?:都)?有(?:哪些|什么)",
     re.IGNORECASE,
 )
 QUESTION_MARK = re.compile(
@@ -65,7 +76,17 @@ QUESTION_ZH = re.compile(
     r"几[个岁码天年]|尺码|有货|防水|含不含|含有|成分|材质|面料|产地|质量"
 )
 QUESTION_EN = re.compile(
-    r"^\s*(?:is|are|does|do|can|will|would|could|should|has|have|how|what|which|who|where|when)\b", re.IGNORECASE
+    r"^\s*(?:(?:ok|okay|so|and|then|hmm|cool|great|nice)\b[,.!]?\s*)*(?:then\s+)?"
+    r"(?:is|are|does|do|did|can|will|would|could|should|has|have|how|hows|how's|what|whats|what's|which|who|"
+    r"where|when|tell me (?:more )?about)\b",
+    re.IGNORECASE,
+)
+# "ok i'll take the dell", "add the first one to my cart", "就要第二个": choosing a shown product
+PICK = re.compile(
+    r"\bi'?ll (?:take|get|buy|go (?:for|with))\b|\bi (?:will|want to|wanna) (?:take|get|buy|go (?:for|with))\b|"
+    r"\b(?:go|going) with the\b|\badd (?:the |this |that |it )?[\w' ]{0,20}?(?:to|into) (?:my |the )?(?:cart|basket|bag)\b|"
+    r"\bi'?ll have the\b|\bthat one please\b|就要|就买|就选|就它|选这个|买这个|要这个|下单|加购|加入购物车",
+    re.IGNORECASE,
 )
 DEICTIC = re.compile(
     r"这个|那个|这款|那款|这件|那件|这双|那双|这条|那条|这瓶|这台|它|该款|\bthis\b|\bthat\b|\bit\b|\bthese\b|"
@@ -116,13 +137,21 @@ def read_act(message: str, intent: ShoppingIntent, shown: int, has_need: bool) -
         return _only(intent, Relation.more)
     if SMALL_TALK.search(text) and not _has_need(intent) and not intent.references:
         return _only(intent, Relation.chitchat)  # "今天天气怎么样" is no question about a product
+    if shown and PICK.search(text) and not (intent.min_price is not None or intent.max_price is not None):
+        return intent.model_copy(update={"relation": Relation.pick})
+    if has_need and WITH_MORE.search(text):
+        return intent.model_copy(update={"relation": Relation.refine})  # "any with heels?"
     if AVAILABILITY.search(text):
+        if WHAT_DO_YOU_HAVE.search(text) and intent.category and intent.relation == Relation.refine:
+            return intent.model_copy(update={"relation": Relation.new})  # "what iphones do you have then?"
         return intent  # "有没有白色的", "iphone13有吗": a search, never a question about what is shown
     if shown and relation != Relation.compare and is_question(text) and not ASKS_FOR_OTHER.search(text):
         points = bool(intent.references) or bool(DEICTIC.search(text))
         priced = intent.min_price is not None or intent.max_price is not None or intent.price_change
         # "鞋跟是粗跟吗", "是机械表还是石英表啊": words the rules read as a need, asked as a question
         # about what is on screen (a price or a brand named in it is a search)
+        # "which of those is under $30?" filters the list: a price asked of no one product is a search
+        points = bool(intent.references) or (points and not priced)
         if points or not _has_need(intent) or not (priced or intent.brands or intent.exclude_brands):
             return intent.model_copy(update={"relation": Relation.question})
     if relation == Relation.pick and is_question(text) and QUESTION_ZH.search(text):

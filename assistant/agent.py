@@ -24,13 +24,15 @@ server choose tools itself, bounded to ``max_steps``.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.acts import read_act
-from assistant.answers import answer_question, compare, details, question_reply
+from assistant.acts import ASKS_FOR_OTHER, AVAILABILITY, is_question, read_act
+from assistant.answers import answer_question, compare, details, named_positions, question_reply
 from assistant.events import (
     DoneEvent,
     ExpansionsEvent,
@@ -44,12 +46,13 @@ from assistant.events import (
     final_result,
 )
 from assistant.facets import FacetIndex
+from assistant.gifts import IdeaGroup, for_recipient, gift_ideas, ideas_reply
 from assistant.grounding import GroundingChecker, GroundingReport, clean_text, template_line, written_positions
 from assistant.intent import KEEPS_NEED, Facet, Need, Relation, ShoppingIntent
 from assistant.planner import SearchPlan, Vocabulary, advice, plan_search
 from assistant.prompts import COPY_SYSTEM, COPY_TOKENS, INTENT_SYSTEM, conversation_context, copy_messages
 from assistant.reading import read_with_llm, reconcile
-from assistant.replies import canned_reply, header, is_a, level_sizes, missing_header, related
+from assistant.replies import budget_text, canned_reply, header, is_a, level_sizes, missing_header, related
 from assistant.rules import lexicon_brands, parse_rules
 from assistant.state import (
     ConstraintEdit,
@@ -62,7 +65,7 @@ from assistant.state import (
 )
 from assistant.synonyms import vocabulary
 from assistant.toolloop import run_tool_loop
-from assistant.tools import ToolRegistry, product_card
+from assistant.tools import SearchProductsArgs, ToolRegistry, product_card
 from ranking.events import AppendResult, validate_events
 from ranking.ranker import Ranker
 from ranking.session import SessionTracker
@@ -94,6 +97,17 @@ class Turn:
         return now
 
 
+CHEAPEST = re.compile(
+    r"\bthe (?:cheaper|cheapest|less expensive|least expensive|lower priced) (?:one|of (?:them|the two|those))\b|"
+    r"最便宜的那?[个款件]?|便宜的那[个款件]|便宜点的那[个款件]",
+    re.IGNORECASE,
+)
+PRICIEST = re.compile(
+    r"\bthe (?:pricier|priciest|more expensive|most expensive) (?:one|of (?:them|the two|those))\b|最贵的那?[个款件]?|贵的那[个款件]",
+    re.IGNORECASE,
+)
+
+
 @dataclass
 class SearchOutcome:
     candidates: list[Candidate]
@@ -104,6 +118,7 @@ class SearchOutcome:
     head: str | None = None  # the head of the missing product type: what alternatives are
     unknown: tuple[str, ...] = ()  # names in the query no product has
     wrong_type: bool = False  # the results are not of the asked product type (its category was wrong)
+    models: tuple[str, ...] = ()  # model names the shop does not carry ("iphone 15")
 
 
 @dataclass
@@ -114,6 +129,7 @@ class _Answer:
     text: str | None = None  # the reply, when the turn answers rather than lists (question, pick, chat)
     focus: list[Product] = field(default_factory=list)
     alternatives: list[Product] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)  # product id -> its group's label (gift ideas)
 
 
 class ShoppingAgent:
@@ -179,6 +195,10 @@ class ShoppingAgent:
         gives an honest empty answer with the nearest relaxation as advice. ``exclude``: ids
         already shown for this need (show more)."""
         plan = plan_search(need, self.vocab, [*(exclude or []), *self.disliked(session_id)], SHOW, fresh=fresh)
+        if fresh and not plan.unknown:
+            absent = self._absent_words(need)
+            if absent:
+                plan = dataclasses.replace(plan, unknown=absent)
         seen = set()
         for attempt in plan.attempts:
             key = attempt.args.model_dump_json()
@@ -186,6 +206,8 @@ class ShoppingAgent:
                 continue
             seen.add(key)
             found = self.tools.search(attempt.args)
+            if need.occasion:  # a gift for mom: no men's products
+                found = for_recipient(found, need.occasion, lambda c: f"{c.product.title} {c.product.category}")
             if not found:
                 continue
             missing = None
@@ -217,6 +239,11 @@ class ShoppingAgent:
                 unknown=plan.unknown,
                 wrong_type=wrong_type,
             )
+        if plan.without_models is not None:
+            # "iPhone 15 Pro Max": no product of that generation; the other ones are the alternatives
+            others = self.tools.search(plan.without_models)
+            if others:
+                return SearchOutcome(others[:SHOW], missing=" ".join(plan.models), head=plan.head, models=plan.models)
         suggestion, nearby = self._advice(plan, need)
         return SearchOutcome([], suggestion=suggestion, nearby=nearby)
 
@@ -241,6 +268,10 @@ class ShoppingAgent:
             return _Answer(need, shown, None, text=canned_reply(relation, need.language))
         if relation in (Relation.compare, Relation.pick, Relation.question) and turn.state.shown:
             return self._about_shown(turn, intent, need)
+        if relation != Relation.more and self._vague_gift(need):
+            ideas = self._gift_ideas(turn, need)
+            if ideas is not None:
+                return ideas
         exclude = list(turn.state.seen) if relation == Relation.more else []
         outcome = self.search(need, turn.session_id, exclude=exclude, fresh=relation == Relation.new)
         found = [c.product for c in outcome.candidates]
@@ -259,6 +290,75 @@ class ShoppingAgent:
         if not found and outcome.nearby:
             return _Answer(need, [], outcome, alternatives=[c.product for c in outcome.nearby[:SHOW]])
         return _Answer(need, found, outcome)
+
+    def _absent_words(self, need: Need) -> tuple[str, ...]:
+        """Chinese words of a new need that no product holds while the rest of it is known:
+        猫砂活性炭 in a shop with 活性炭 and no 猫砂 (what the shop does not carry). A word
+        whose parts are known (卧室 of 台女卧室) is no such word."""
+        category = (need.category or "").split(" > ")[-1]
+        if not category:
+            return ()
+        # only words joined to the product word (猫砂活性炭), not talk around it (算了 口红)
+        text = " ".join(t.replace(category, " ") for t in need.query.split() if category in t)
+        chunks = re.findall(r"[\u4e00-\u9fff]{2,}", text)
+        if not chunks:
+            return ()
+
+        def held(word: str) -> bool:
+            args = SearchProductsArgs(query=word, require_terms=[word], top_k=3)
+            return bool(self.tools.search(args))
+
+        absent = []
+        for chunk in chunks:
+            if held(chunk):
+                continue
+            parts = [w for w in self.vocab.tokenize(chunk) if len(w) >= 2 and not w.startswith("#")]
+            if parts and any(held(w) for w in parts):
+                continue
+            absent.append(chunk)
+        return tuple(absent)
+
+    def _vague_gift(self, need: Need) -> bool:
+        """A gift with no product named ("给我妈买个生日礼物", "a gift for my dad under $50")."""
+        if not need.occasion or need.category or need.brands or need.required:
+            return False
+        if not re.search(r"礼|gift|present", need.occasion, re.IGNORECASE):
+            return False
+        words = [w for w in self.vocab.tokenize(need.query or "") if not w.startswith("#")]
+        return not [w for w in words if (len(w) >= 2 if not w.isascii() else len(w) >= 3)]
+
+    def _gift_ideas(self, turn: Turn, need: Need) -> _Answer | None:
+        """Gift ideas the catalog confirms: up to three product types with products in the
+        budget, a few of each (labelled), and one question about what the recipient likes."""
+        groups: list[IdeaGroup] = []
+        per_group: list[list[Product]] = []
+        taken: set[str] = set()
+        for idea in gift_ideas(need.occasion, need.language):
+            probe = need.model_copy(update={"query": idea, "occasion": ""})
+            plan = plan_search(probe, self.vocab, self.disliked(turn.session_id), SHOW)
+            hits = self.tools.search(plan.attempts[0].args.model_copy(update={"top_k": 100}))
+            found = [c.product for c in hits if is_a(c.product, idea) and c.product.id not in taken]
+            found = for_recipient(found, need.occasion, lambda p: f"{p.title} {p.category}")
+            if not found:
+                continue
+            groups.append(IdeaGroup(idea, len(found)))
+            per_group.append(found[:SHOW])
+            taken.update(p.id for p in found[:SHOW])
+            if len(groups) == 3:
+                break
+        if not groups:
+            return None
+        products: list[Product] = []
+        labels: dict[str, str] = {}
+        for i in range(SHOW):
+            for group, found in zip(groups, per_group, strict=True):
+                if i < len(found) and len(products) < SHOW + 1:
+                    products.append(found[i])
+                    labels[found[i].id] = group.label
+        products = products[: max(SHOW, len(groups) * 2)]
+        text = ideas_reply(need.occasion, groups, budget_text(need), need.language)
+        lines = [f"{i}. [{labels[p.id]}] {template_line(p, need.language)}" for i, p in enumerate(products, 1)]
+        return _Answer(need, products, None, text="\n".join([text, *lines]), groups=labels)
 
     def _about_shown(self, turn: Turn, intent: ShoppingIntent, need: Need) -> _Answer:
         """A question, a pick or a comparison: answered from the records of the products on
@@ -304,6 +404,35 @@ class ShoppingAgent:
             return _Answer(need, shown, None, text=text, focus=focus, alternatives=alternatives)
         return _Answer(need, shown, None, text=note + details(product, pos, need.language), focus=focus)
 
+    def _named(self, message: str, rules: ShoppingIntent, state: SessionState) -> ShoppingIntent:
+        """A shown product named by a word of its own ("i'll take the dell", "how much is the
+        basketball?"): the reference a pick, question or comparison is about; a question that
+        names one (and asks for no other constraint) is a question about it, not a search."""
+        if not state.shown or rules.references:
+            return rules
+        shown = [p for p in (self.catalog.get(s.id) for s in state.shown) if p is not None]
+        priced = [(p.price, i) for i, p in enumerate(shown, 1) if p.price is not None]
+        by_price = CHEAPEST.search(message) or PRICIEST.search(message)
+        if by_price and priced and is_question(message) and rules.min_price is None and rules.max_price is None:
+            # "how much is the cheaper one?": the shown product it picks out, not a new cap
+            pos = (min if CHEAPEST.search(message) else max)(priced)[1]
+            return rules.model_copy(update={"relation": Relation.question, "references": [pos], "price_change": None})
+        named = named_positions(message, shown)
+        if not named:
+            return rules
+        if rules.relation in (Relation.question, Relation.pick):
+            return rules.model_copy(update={"references": named[:1]})
+        if rules.relation == Relation.compare:
+            return rules.model_copy(update={"references": named}) if len(named) >= 2 else rules
+        shown_brands = {(p.brand or "").casefold() for p in shown}
+        plain = not (rules.required or rules.excluded or rules.exclude_brands or rules.price_change)
+        unpriced = rules.min_price is None and rules.max_price is None
+        brands_shown = all(b.casefold() in shown_brands for b in rules.brands)
+        asks = is_question(message) and not ASKS_FOR_OTHER.search(message) and not AVAILABILITY.search(message)
+        if asks and plain and unpriced and brands_shown and rules.relation not in (Relation.refine, Relation.replace):
+            return rules.model_copy(update={"relation": Relation.question, "references": named[:1]})
+        return rules
+
     def _expansions(self, need: Need) -> list[Facet]:
         """Catalog facet values for the intended category that the need does not name yet."""
         return self.facets.expansions(
@@ -328,6 +457,7 @@ class ShoppingAgent:
             if beyond and wide.relation in (Relation.pick, Relation.compare):
                 relation = rules.relation if rules.relation == Relation.question else wide.relation
                 rules = rules.model_copy(update={"references": wide.references, "relation": relation})
+        rules = self._named(message, rules, state)
         turn.mark("rules_ms")
         yield IntentEvent(source="rules", intent=rules.summary())
 
@@ -442,6 +572,19 @@ class ShoppingAgent:
             need = need.model_copy(
                 update={"query": " ".join(w for w in need.query.split() if w.casefold() not in gone)}
             )
+        if outcome is not None and outcome.models:
+            # "we don't have the iPhone 15" holds too: the product line stays, its generation and
+            # the specs that came with it go ("what iphones do you have?" is then answerable)
+            query = need.query
+            for model in outcome.models:
+                name, num = model.rsplit(" ", 1)
+                query = re.sub(rf"(?i)(?<={re.escape(name)})\s?{num}(?!\d)", "", query)
+            need = need.model_copy(
+                update={
+                    "query": " ".join(query.split()),
+                    "required": [r for r in need.required if not re.search(r"\d", r)],
+                }
+            )
         state.constraints = need
         act = intent.relation
         on_screen = products or (answer.alternatives if answer.text is None else [])
@@ -488,6 +631,8 @@ class ShoppingAgent:
             card = product_card(p, i, reasons.get(p.id))
             if p.id in focus:
                 card["focus"] = True
+            if p.id in answer.groups:
+                card["group"] = answer.groups[p.id]
             cards.append(card)
         for p in answer.alternatives:  # labelled: shown because nothing matched, not as matches
             cards.append({**product_card(p), "alternative": True})

@@ -20,7 +20,14 @@ from shopassist.text import HAS_CJK
 # what a question asks about, beyond its words: the record fields and attribute names to look at
 ASPECTS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"多少钱|价格|价钱|贵不贵|\bhow much\b|\bprice\b|\bcost\b", re.I), "price"),
-    (re.compile(r"有货|库存|还有吗|卖完|\bin stock\b|\bavailable\b|\bsold out\b", re.I), "stock"),
+    (
+        re.compile(
+            r"有货|库存|还有吗|卖完|还剩|剩多少|剩几|多少件|\bin stock\b|\bavailable\b|\bsold out\b|"
+            r"\bhow many\b.*\b(?:left|have|got|stock)\b|\bany left\b",
+            re.I,
+        ),
+        "stock",
+    ),
     (re.compile(r"什么牌子|哪个牌子|品牌|哪家|\bbrand\b|\bwho makes\b|\bmade by\b", re.I), "brand"),
     (re.compile(r"评分|评价|好评|口碑|\brating\b|\breviews?\b|\brated\b", re.I), "rating"),
 ]
@@ -39,8 +46,23 @@ NAME_HINTS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
     (re.compile(r"保质期|\bshelf life\b|\bexpir", re.I), ("保质期", "shelf")),
     (re.compile(r"产地|哪国|\bmade in\b|\borigin\b", re.I), ("产地", "origin")),
     (re.compile(r"重|\bweight\b|\bheavy\b", re.I), ("重量", "weight")),
-    (re.compile(r"保修|质保|\bwarranty\b", re.I), ("保修", "warranty")),
+    (re.compile(r"保修|质保|\bwarranty\b|\bguarantee\b", re.I), ("保修", "质保", "warranty")),
+    (
+        re.compile(r"发货|快递|配送|运费|几天到|多久到|包邮|\bship|\bdeliver|\bpostage\b|\barrive\b", re.I),
+        ("发货", "配送", "快递", "shipping", "delivery"),
+    ),
+    (re.compile(r"退货|退换|七天无理由|\breturns?\b|\bsend (?:it )?back\b", re.I), ("退货", "退换", "return")),
+    (
+        re.compile(r"内存|存储|\bstorage\b|\bgb\b|\bmemory\b|\bram\b", re.I),
+        ("存储", "内存", "storage", "memory", "ram"),
+    ),
+    (re.compile(r"尺寸|长宽高|\bdimensions?\b|\bhow big\b|\bsize\b", re.I), ("尺寸", "dimension", "size")),
 ]
+# an open question ("what's the warranty?", "保修多久") is answered by an attribute of its kind; a
+# yes/no question ("is it waterproof?") is not answered by a related attribute
+OPEN_QUESTION = re.compile(
+    r"\b(?:what|what's|whats|which|how|how's|hows|tell me)\b|多少|多久|多长|多大|多重|什么|哪|几", re.I
+)
 # words of a question that say nothing about the product
 _QUESTION_NOISE = re.compile(
     r"这个|那个|这款|那款|这件|那件|这双|那双|这条|那条|这瓶|这台|它|该款|第[一二三四五六七八九十\d]+[个款件条双瓶台]?|"
@@ -143,9 +165,8 @@ def answer_question(p: Product, question: str, language: str) -> ProductAnswer:
             ]
             if related:
                 topic = " ".join(terms) or question.strip("?？ ")
-                return ProductAnswer(
-                    "；".join(related[:2]) if zh else "; ".join(related[:2]), False, related[:2], topic
-                )
+                said = bool(OPEN_QUESTION.search(question))
+                return ProductAnswer("；".join(related[:2]) if zh else "; ".join(related[:2]), said, related[:2], topic)
     return ProductAnswer("", False, [], " ".join(terms) or question.strip("?？ "))
 
 
@@ -239,3 +260,91 @@ def compare(products: list[Product], positions: list[int], need_terms: list[str]
 
 def _record(p: Product) -> str:
     return " ".join([p.title, p.brand or "", p.description, *p.attribute_values(), *p.tags]).casefold()
+
+
+_NAME_NOISE = frozenset(
+    [
+        "the",
+        "one",
+        "ones",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "and",
+        "or",
+        "with",
+        "for",
+        "of",
+        "to",
+        "in",
+        "on",
+        "a",
+        "an",
+        "me",
+        "my",
+        "i",
+        "you",
+        "your",
+        "do",
+        "does",
+        "is",
+        "are",
+        "how",
+        "much",
+        "many",
+        "what",
+        "which",
+        "who",
+        "about",
+        "take",
+        "get",
+        "buy",
+        "go",
+        "add",
+        "cart",
+        "basket",
+        "ok",
+        "okay",
+        "then",
+        "have",
+        "has",
+        "left",
+        "stock",
+        "please",
+        "will",
+        "ill",
+        "i'll",
+        "want",
+        "made",
+    ]
+)
+
+
+def named_positions(message: str, products: list[Product]) -> list[int]:
+    """The shown products a message names by a word of their own ("i'll take the dell", "how much is
+    the basketball?", "那个小米的多少钱"): 1-based positions of those whose title, brand or
+    attributes hold a word of the message that not every shown product holds. Empty when the
+    message names none, or names every one alike."""
+    if len(products) < 2:
+        return []
+    words: list[str] = []
+    for chunk in re.split(r"[\s,.!?;:，。！？；：、]+", _QUESTION_NOISE.sub(" ", message).casefold()):
+        if not chunk:
+            continue
+        if HAS_CJK.search(chunk):
+            words.extend(w for w in jieba_tokenizer().lcut(chunk, HMM=False) if len(w) >= 2 and HAS_CJK.search(w))
+            words.extend(re.findall(r"[a-z][a-z0-9\-]{2,}", chunk))
+        elif len(chunk) >= 3 and chunk not in _NAME_NOISE:
+            words.append(chunk.rstrip("s") if len(chunk) > 4 else chunk)
+    if not words:
+        return []
+    texts = [" ".join([p.title, p.brand or "", *p.attribute_values()]).casefold() for p in products]
+    hits = [sum(1 for w in words if w in t) for t in texts]
+    best = max(hits)
+    if best == 0:
+        return []
+    chosen = [i + 1 for i, h in enumerate(hits) if h == best]
+    return chosen if len(chosen) <= max(1, len(products) // 2) else []

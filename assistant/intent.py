@@ -96,6 +96,9 @@ class Need(BaseModel):
     exclude_brands: list[str] = Field(default_factory=list)
     sort: Sort = Sort.relevance
     language: str = Field(default="zh", description="zh or en: the language of the reply")
+    occasion: str = Field(
+        default="", description="who or what it is for (妈妈 生日, dad, summer wedding): context, never a filter"
+    )
 
     @field_validator("required", "excluded", "brands", "exclude_brands", mode="before")
     @classmethod

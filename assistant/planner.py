@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from assistant.intent import Need
+from assistant.rules.numbers import model_names
 from assistant.synonyms import alternatives
 from assistant.tools import SearchProductsArgs
 from retrieval.tokenize import EN_STOPWORDS
@@ -80,6 +81,8 @@ class SearchPlan:
     product_type: str | None = None
     head: str | None = None  # the head of a compound product type (蛋糕鞋 -> 鞋), for alternatives
     unknown: tuple[str, ...] = ()  # names in the query that no product has (Gucci in a shop without it)
+    models: tuple[str, ...] = ()  # model names the products must hold ("iphone 15"), each a must-have
+    without_models: SearchProductsArgs | None = None  # the strict search without them (for "we don't have")
 
 
 def audience(value: str, audience_words: Mapping[str, str]) -> str | None:
@@ -171,12 +174,14 @@ def plan_search(need: Need, vocab: Vocabulary, disliked: list[str], show: int, f
     if compound:  # the category word only modifies what was asked for
         category = None
     musts = required_terms(need, vocab)
+    models = model_names(need.query)
+    model_musts = [f"{name}{num}|{name} {num}" for name, num in models]
     kind: list[str] = []  # the product type as a term, when its category is too small to filter on
     hard = category
     if category and vocab.level_size and vocab.level_size.get(category.casefold(), 0) < SMALL_LEAF:
         hard = None
         kind = ["|".join(dict.fromkeys([category, *alternatives(category)]))]
-    strict = base.model_copy(update={"require_terms": [*musts, *kind], "category": hard, "top_k": 30})
+    strict = base.model_copy(update={"require_terms": [*musts, *kind, *model_musts], "category": hard, "top_k": 30})
     attempts = [Attempt(strict.model_copy(update={"in_stock": True})), Attempt(strict, ("in_stock",))]
     # each probe gives up ONE hard constraint and keeps the rest (the product type above all), so
     # the advice it leads to is true: "without the price limit" never finds other products in budget
@@ -202,6 +207,8 @@ def plan_search(need: Need, vocab: Vocabulary, disliked: list[str], show: int, f
         product_type=product_type,
         head=compound[1] if compound else _english_head(product_type),
         unknown=unknown_names(need, vocab) if fresh else (),
+        models=tuple(f"{name} {num}" for name, num in models),
+        without_models=strict.model_copy(update={"require_terms": [*musts, *kind], "top_k": show}) if models else None,
     )
 
 
@@ -221,13 +228,15 @@ def unknown_names(need: Need, vocab: Vocabulary) -> tuple[str, ...]:
     def known(word: str) -> bool:
         return any(count(t) > 0 for t in vocab.tokenize(word) if not t.startswith("#"))
 
-    words = need.query.split()
     unknown = [
         w
         for w in _LATIN_WORD.findall(need.query)
         if w.casefold() not in _NOT_NAMES and w.casefold() not in EN_STOPWORDS and not known(w)
     ]
-    others = [w for w in words if not any(u in w for u in unknown)]
+    rest = need.query
+    for u in unknown:
+        rest = rest.replace(u, " ")
+    others = [w for w in rest.split() if w.strip()]
     if unknown and any(known(w) for w in others):
         return tuple(unknown)
     return ()

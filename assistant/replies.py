@@ -38,6 +38,20 @@ def header(need: Need, n: int, relaxed: list[str], suggestion: str | None, relat
     return f"为你找到这些{note}：" if zh else f"Here are some picks{note}:"
 
 
+def budget_text(need: Need) -> str:
+    """The price bounds as a shopper says them: "300 元左右" / "200 元以内" / "under $50"."""
+    zh = need.language == "zh"
+    lo, hi = need.min_price, need.max_price
+    unit = need.currency or ("CNY" if zh else "USD")
+    if lo is not None and hi is not None:
+        return f"{lo:g}–{hi:g} {unit}" if zh else f"({lo:g}–{hi:g} {unit})"
+    if hi is not None:
+        return f"{hi:g} {unit} 以内" if zh else f"under {hi:g} {unit}"
+    if lo is not None:
+        return f"{lo:g} {unit} 以上" if zh else f"from {lo:g} {unit}"
+    return ""
+
+
 def related(products: list[Product]) -> list[Product]:
     """Alternatives that belong together: those in the same top-level category as the first."""
     if not products:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from assistant.facets.vocabulary import audience_class
 from assistant.intent import KEEPS_NEED, Need, PriceChange, Relation, ShoppingIntent
 from retrieval.tokenize import EN_STOPWORDS
 from shopassist.errors import UsageError
@@ -123,7 +124,33 @@ _GIFT = re.compile(r"礼物|礼品|送人|送给|gift|present", re.IGNORECASE)
 
 
 def _is_gift(need: Need) -> bool:
-    return bool(_GIFT.search(" ".join([need.query, need.category or "", *need.required])))
+    return bool(need.occasion) or bool(_GIFT.search(" ".join([need.query, need.category or "", *need.required])))
+
+
+def _swap_audience(need: Need, value: str) -> None:
+    """ "same thing for women" after men's shoes: the other audience's words leave the query and
+    the category's audience level becomes the new one (Clothing > Men > Shoes -> ... > Women > ...)."""
+    cls = audience_class(value)
+    if cls is None:
+        return
+    words = need.query.split()
+    kept = [w for w in words if audience_class(w) in (None, cls)]
+    need.query = " ".join(kept)
+    if need.category:
+        levels = need.category.split(" > ")
+        for i, level in enumerate(levels):
+            other = audience_class(level)
+            if other is not None and other != cls and level.isascii() and value.isascii():
+                levels[i] = value.title() if level[:1].isupper() else value
+        need.category = " > ".join(levels)
+
+
+def _names_product(intent: ShoppingIntent) -> bool:
+    """The message's query holds words beyond its must-haves and brands ("dog food", not just
+    "女士" of 换成女士的): it names a product to swap in."""
+    covered = " ".join([*intent.required, *intent.brands]).casefold()
+    words = [w for w in intent.query.split() if w.casefold() not in covered and w.casefold() not in _TALK]
+    return bool(words)
 
 
 def reference_price(shown: list[ShownProduct], currency: str | None) -> float | None:
@@ -147,9 +174,11 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
         new = intent.need()
         for name in ("required", "excluded", "brands", "exclude_brands"):
             setattr(new, name, _norm(getattr(new, name)))
-        if state.turns and _is_gift(old) and new.min_price is None and new.max_price is None:
-            # "给我妈买个生日礼物 300左右" then "她皮肤比较干": the budget of a gift stays
-            new.min_price, new.max_price, new.currency = old.min_price, old.max_price, old.currency
+        if state.turns and _is_gift(old) and not new.occasion:
+            # "给我妈买个生日礼物 300左右" then "要个保温杯": the gift's recipient and budget stay
+            new.occasion = old.occasion
+            if new.min_price is None and new.max_price is None:
+                new.min_price, new.max_price, new.currency = old.min_price, old.max_price, old.currency
     else:
         new = old.model_copy(deep=True)
         new.language = intent.language
@@ -157,8 +186,12 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
             new.category = intent.category
             if intent.query:
                 new.query = intent.query
-        elif intent.query and relation == Relation.replace and not old.query:
+        elif intent.query and relation == Relation.replace and (not old.query or _names_product(intent)):
+            # "what about dog food?" after cat food: the product itself is swapped, and with it
+            # the category it was found in
             new.query = intent.query
+            if old.query and intent.category is None:
+                new.category = None
         elif intent.query and relation == Relation.refine:
             # "with noise cancelling": the words join the query (products with every query word
             # come first), they do not become a hard filter the catalog may not spell that way
@@ -172,16 +205,21 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
             ]
             new.query = " ".join([new.query, *extra]).strip()
         required = list(new.required)
-        if relation == Relation.replace:
-            for value in intent.required:
-                group = group_of(value)
-                if group:
-                    required = [r for r in required if group_of(r) != group]
-                else:
-                    # an ungrouped value replaces nothing but itself
-                    required = _without(required, [value])
-            if intent.brands:
-                new.brands = []
+        for value in intent.required:
+            # a value of a group replaces the group's old value, in a refine too ("for women"
+            # after men's shoes cannot mean both); its word leaves the query text with it
+            group = group_of(value)
+            if group:
+                dropped = [r for r in required if group_of(r) == group and r != value]
+                required = [r for r in required if r not in dropped]
+                for r in dropped:
+                    new.query = " ".join(new.query.replace(r, " ").split())
+            elif relation == Relation.replace:
+                required = _without(required, [value])  # an ungrouped value replaces nothing but itself
+        for value in intent.required:
+            _swap_audience(new, value)
+        if relation == Relation.replace and intent.brands:
+            new.brands = []
         new.required = _norm(_without(required, intent.excluded) + intent.required)
         new.excluded = _norm(_without(new.excluded, intent.required) + intent.excluded)
         if intent.min_price is not None:
@@ -198,6 +236,8 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
             new.brands = _without(new.brands, intent.exclude_brands)
         if intent.sort != Sort.relevance:
             new.sort = intent.sort
+        if intent.occasion:
+            new.occasion = intent.occasion
     if intent.clear_price:
         new.min_price = new.max_price = None
     if intent.clear_brands:

@@ -48,6 +48,13 @@ _GROUPS: list[tuple[str, ...]] = [
     ("不粘", "non-stick", "nonstick"),
     ("有机", "organic"),
     ("便携", "portable"),
+    # skin types and finishes (a skin type is served by what its products promise)
+    ("干皮", "干性", "保湿", "补水", "滋润", "dry skin"),
+    ("油皮", "油性", "控油", "oily skin"),
+    ("敏感肌", "敏感", "sensitive skin"),
+    ("哑光", "雾面", "雾感", "matte"),
+    ("套装", "套盒", "件套", "套组", "set"),
+    ("香水", "淡香水", "perfume", "fragrance", "cologne"),
     # audiences (the short forms titles and category paths use)
     ("女", "women", "woman", "ladies"),
     ("男", "men", "man"),

@@ -324,7 +324,7 @@ def test_language(message: str, language: str):
         ("我想要一件女士羊毛大衣，200以内", "女士羊毛大衣"),
         ("帮我找一下高腰的牛仔裤", "高腰 牛仔裤"),
         ("有没有自然堂的面霜", "自然堂 面霜"),
-        ("推荐一下适合油皮的洗面奶吧", "油皮 洗面奶"),
+        ("推荐一下适合油皮的洗面奶吧", "洗面奶"),  # the skin type is a must-have (油皮|油性|控油), not query text
         ("please show me waterproof hiking boots", "waterproof hiking boots"),
         ("I'm looking for a men's coat", "men's coat"),
         ("find me some running shoes under 50", "running shoes"),
@@ -491,3 +491,25 @@ def test_a_follow_up_that_only_adds_a_property_refines():
 
     got = parse_rules("with noise cancelling", previous=ShoppingIntent(query="wireless earbuds"), shown_count=3)
     assert got.relation == Relation.refine
+
+
+@pytest.mark.parametrize(
+    ("message", "occasion", "query", "required"),
+    [
+        ("给我妈买个生日礼物 300左右", "妈 生日 礼物", "", []),
+        ("她皮肤比较干，平时喜欢护肤", "", "护肤品", ["干皮"]),
+        ("送男朋友的生日礼物 500以内", "男朋友 生日 礼物", "", []),
+        ("a bag for my girlfriend under $100", "girlfriend", "bag", []),
+        ("looking for a dress for a summer wedding", "summer wedding", "dress", []),
+        ("my mom loves cooking, looking for a gift for her under $40", "mom gift", "kitchen", []),
+        ("waterproof boots for kids", "", "waterproof boots kids", ["kids"]),
+    ],
+)
+def test_recipient_occasion_and_interest_leave_the_query(message: str, occasion: str, query: str, required: list[str]):
+    """Who it is for is context (Need.occasion), never search text; an interest names the
+    product ("loves cooking" -> kitchen); a skin type is a must-have."""
+    intent = parse_rules(message)
+    assert intent.occasion == occasion
+    assert intent.query == query
+    for r in required:
+        assert r in intent.required

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 
-__all__ = ["parse_number", "parse_ordinal", "zh_int"]
+__all__ = ["model_names", "parse_number", "parse_ordinal", "zh_int"]
 
 _ZH_DIGITS = dict(zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
 _ZH_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
@@ -90,3 +91,83 @@ def parse_ordinal(text: str) -> int | None:
     if t in _EN_SMALL:
         return _EN_SMALL[t]
     return zh_int(t)
+
+
+# a product line and its generation: "iphone 15", "iPhone13pro", "mate60" (not "size 38", "256g")
+_MODEL = re.compile(
+    r"(?<![a-z0-9])(?P<name>[a-z]{3,})\s?(?P<num>\d{1,3})(?![\d.])"
+    r"(?!\s?(?:g|gb|tb|ml|l|kg|mm|cm|m|w|mah|hz|寸|斤|元|块|个|件|岁|码|号|米|克|毫升|英寸|寸)(?![a-z]))",
+)
+_NOT_MODELS = frozenset(
+    [
+        "size",
+        "under",
+        "over",
+        "below",
+        "above",
+        "around",
+        "about",
+        "top",
+        "pack",
+        "set",
+        "for",
+        "with",
+        "and",
+        "the",
+        "in",
+        "at",
+        "to",
+        "usd",
+        "cny",
+        "rmb",
+        "yuan",
+        "dollar",
+        "dollars",
+        "bucks",
+        "price",
+        "budget",
+        "max",
+        "pro",
+        "plus",
+        "ultra",
+        "mini",
+        "lite",
+        "not",
+        "only",
+        "version",
+        "gen",
+        "series",
+        "model",
+        "number",
+        "age",
+        "aged",
+        "year",
+        "years",
+        "old",
+        "day",
+        "days",
+        "month",
+        "months",
+        "week",
+        "weeks",
+        "hour",
+        "hours",
+        "page",
+        "pages",
+        "item",
+        "items",
+        "pcs",
+        "piece",
+        "pieces",
+    ]
+)
+
+
+def model_names(query: str) -> list[tuple[str, str]]:
+    """(name, number) pairs of the query that name a product generation."""
+    out = []
+    for m in _MODEL.finditer((query or "").casefold()):
+        name, num = m.group("name"), m.group("num")
+        if name not in _NOT_MODELS and (name, num) not in out:
+            out.append((name, num))
+    return out

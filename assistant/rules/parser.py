@@ -25,7 +25,8 @@ from assistant.intent import PriceChange, Relation, ShoppingIntent
 from assistant.rules.lexicon import load_lexicon
 from assistant.rules.message import MessageState, add_unique
 from assistant.rules.negations import read_negations
-from assistant.rules.numbers import parse_number, parse_ordinal
+from assistant.rules.numbers import model_names, parse_number, parse_ordinal
+from assistant.rules.occasion import hobby_products, read_occasion
 from assistant.rules.patterns import (
     ADDON,
     BARE_RANGE,
@@ -131,9 +132,10 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
             else:  # 那红色的呢: keep the value, drop the frame
                 st.blank(m.start(), m.start() + 1)
                 st.blank(m.end() - 2, m.end())
+    occ = read_occasion(st)
     kept_products = read_negations(st, facets)
 
-    positive = st.text()
+    positive = hobby_products(st.text())
     mentions = facets.scan(positive) if facets is not None else scan_builtins(positive)
     lex_brands, lex_products = _lexicon_words(positive, mentions)
     # a lexicon product word swallows the built-in words inside it (羽绒服 is no 羽绒 requirement)
@@ -197,8 +199,22 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
         or st.clear_brands
         or st.other_brand
     )
+    for skin in occ.skin:
+        add_unique(required, skin)
     has_product = bool(category or product_words)
     relation, refs = _relation(st, shown, previous, category, product_words, has_product, constraints, positive)
+    said_models = model_names(positive)
+    if previous is not None and said_models and said_models != model_names(previous.query) and not st.refs:
+        relation = Relation.new  # "那iphone13有吗" after iPhone 15: another product, not an edit
+    if (
+        relation == Relation.new
+        and previous is not None
+        and previous.occasion
+        and not occ.who
+        and not occ.gift
+        and (occ.interest or has_product or occ.skin)
+    ):
+        relation = Relation.refine  # "他平时爱喝咖啡" after a gift for him: the gift narrows, budget kept
 
     if relation in (Relation.pick, Relation.compare) and not has_product:
         query = _clean_query(REFERENCE_TALK.sub(" ", positive), [])
@@ -221,6 +237,7 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
         clear_brands=st.clear_brands,
         clear_price=st.clear_price,
         avoid_shown_brands=st.other_brand,
+        occasion=occ.text(),
     )
 
 

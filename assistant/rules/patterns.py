@@ -170,7 +170,7 @@ PRICIER = re.compile(
 
 # -- references to shown products ----------------------------------------------------------------
 COMPARE = re.compile(
-    r"比较|对比|比一比|比一下|哪个好|哪个更好|哪款好|哪款更好|哪个更|哪款更|区别|差别|有什么不同|\bvs\.?|\bpk\b|"
+    r"比较(?![干油敏大小贵便宜好厚薄软硬长短高低多少轻重暖冷适合喜欢爱])|对比|比一比|比一下|比比|哪个好|哪个更好|哪款好|哪款更好|哪个更|哪款更|区别|差别|有什么不同|\bvs\.?|\bpk\b|"
     r"\bcompare\b|\bcomparison\b|\bversus\b|which (?:one )?is (?:better|cheaper|best)|which (?:one )?should i|"
     r"difference between|differences|better,"
 )
@@ -209,7 +209,7 @@ REFERENCE_TALK = re.compile(
 # -- relation triggers ----------------------------------------------------------------------------
 REPLACE = re.compile(
     r"换成|换为|改成|改为|换一?(?:个|款|件|双|种|条)|换回|变成|要换|\binstead\b|\bswitch (?:it |that )?to\b|"
-    r"\bchange (?:it |that |the \w+ )?to\b|\bswap (?:it |that )?(?:for|to)\b|\breplace (?:it |that )?with\b|\bmake it\b"
+    r"\bchange (?:it |that |the \w+ )?to\b|\bswap (?:it |that )?(?:for|to)\b|\breplace (?:it |that )?with\b|\bmake it\b|\bsame (?:thing|one|ones|kind)? ?(?:but )?(?:for|in)\b|同样的?给|一样的?给"
 )
 SOFT_REPLACE = re.compile(r"\bhow about\b|\bwhat about\b|那.{0,4}?的呢")
 
@@ -251,7 +251,7 @@ FILLER_ZH = re.compile(
     r"我想要|我想买|我想找|我要买|我要找|我需要|我想|我要|想要|想买|想找|需要|帮我找找|帮我找一下|帮我找|帮我推荐|帮我看看|帮我|"
     r"给我找|给我推荐|给我看看|给我来|给我|有没有|有木有|有什么|有哪些|推荐一下|推荐几款|推荐个|推荐|一下|请问|请|麻烦|"
     r"看看|看一下|找一下|找找|来一个|来个|来点|谢谢|你好|您好|那种|这种|之类的?|类似的?|的话|可以|一款|一个|一件|一条|一双|一点|一点儿|"
-    r"一些|几款|哪些|什么|怎么样|如何|适合|我的|我们|我|送给|购买|买|吗|呢|吧|啊|呀|哦|嘛|哈|呗|只要|就行|就好|也行|还有|别的|其他的?|其它的?|的"
+    r"一些|几款|哪些|什么|怎么样|如何|适合|我的|我们|我|他|她|算了|那就|那再|那么|那|再|送给|购买|买|吗|呢|吧|啊|呀|哦|嘛|哈|呗|只要|就行|就好|也行|还有|别的|其他的?|其它的?|的"
 )
 FILLER_EN = re.compile(
     r"\b(?:please|pls|plz|show me|i'?d like|i would like|i'?m looking for|i am looking for|looking for|look for|"
@@ -259,7 +259,8 @@ FILLER_EN = re.compile(
     r"is there|i want|i need|i'm|im|want|need|show|find|some|any|something|anything|a|an|the|for me|ones|one|"
     r"options?|thanks|thank you|hi|hello|hey|buy|purchase|like|only|just|also|maybe|really|good|nice|"
     r"that are|that is|which are|got|me|my|i|for|of|with|in|and|or|to|on|it|this|that|these|those|them|"
-    r"no|yes|yeah|ok|okay|hmm|well)\b"
+    r"no|yes|yeah|ok|okay|hmm|well|cool|great|awesome|alright|whatever|actually|anyway|then|too|as well|"
+    r"at least|instead|i'?ll|let'?s|do you sell|you sell|do you carry|you have|you've got|you got)\b"
 )
 PUNCT = re.compile(
     rf"[{BLANK}\s,，。.!！?？;；:：、~\"“”()（）\[\]【】<>《》|/\\+*=#@&^`-]+|(?<![a-z])['‘’]|['‘’](?![a-z])"
