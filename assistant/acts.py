@@ -51,9 +51,9 @@ MORE = re.compile(
     re.IGNORECASE,
 )
 AVAILABILITY = re.compile(
-    r"有没有|有木有|有.{1,10}的吗|还有.{1,8}的吗|有吗\s*[?？]?\s*$|有卖.{0,10}吗|"
+    r"有没有|有木有|有.{1,10}的吗|还有.{1,8}的吗|有吗\s*[?？]?\s*$|有卖.{0,10}吗|^\s*(?:那|那么)?(?:你们|店里)?(?:有|卖)[^?？]{1,12}吗|"
     r"(?:^|[.!?,]\s*)\s*(?:ok,?\s*|so,?\s*|and\s+)?(?:do|does) (?:you|the shop|your shop) (?:have|sell|carry|stock)\b|"
-    r"^\s*(?:have you got|got any|any)\b|\b(?:what|which) (?:\w+ ){0,2}(?:do|does) (?:you|the shop) (?:have|sell|carry|stock)\b|"
+    r"(?:^|[.!?,]\s*)\s*(?:have you got|got any|any)\b|\b(?:what|which) (?:\w+ ){0,2}(?:do|does) (?:you|the shop) (?:have|sell|carry|stock)\b|"
     r"\bwhat (?:\w+ ){0,2}(?:have you got|are there|is there)\b|(?:你们|店里)?(?:都)?有(?:哪些|什么)",
     re.IGNORECASE,
 )
@@ -137,6 +137,16 @@ def read_act(message: str, intent: ShoppingIntent, shown: int, has_need: bool) -
         return _only(intent, Relation.more)
     if SMALL_TALK.search(text) and not _has_need(intent) and not intent.references:
         return _only(intent, Relation.chitchat)  # "今天天气怎么样" is no question about a product
+    if (
+        intent.sort in (Sort.price_asc, Sort.price_desc)
+        and (intent.brands or intent.category)
+        and is_question(text)
+        and not intent.references
+        and intent.min_price is None
+        and intent.max_price is None
+    ):
+        # "what's the cheapest rolex you've got then?": the whole range of that product, no old cap
+        return intent.model_copy(update={"relation": Relation.new})
     if shown and PICK.search(text) and not (intent.min_price is not None or intent.max_price is not None):
         return intent.model_copy(update={"relation": Relation.pick})
     if has_need and WITH_MORE.search(text):

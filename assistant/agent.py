@@ -71,7 +71,7 @@ from ranking.ranker import Ranker
 from ranking.session import SessionTracker
 from retrieval import Catalog, HybridRetriever
 from shopassist.errors import ShopAssistError, UsageError
-from shopassist.models import Candidate, Product, Sort
+from shopassist.models import Candidate, Product, Sort, detect_language
 
 __all__ = ["COPY_FOR", "SHOW", "SearchOutcome", "ShoppingAgent", "Turn", "TurnResult", "final_result"]
 
@@ -95,6 +95,32 @@ class Turn:
         now = time.perf_counter()
         self.timings[name] = (now - (self.t0 if since is None else since)) * 1000
         return now
+
+
+ACCESSORY = re.compile(
+    r"充电器|充电线|电源线|数据线|替换|刀片|刀网|配件|适用于|适配|保护套|保护膜|钢化膜|贴膜|"
+    r"\b(?:chargers?|cases?|covers?|cables?) for\b|\breplacement\b|\bscreen protector\b|\bcompatible with\b",
+    re.IGNORECASE,
+)
+
+
+def not_accessories(found: list[Candidate], need: Need) -> list[Candidate]:
+    """A shaver search shows shavers, not shaver chargers: listings that name an accessory word
+    the shopper did not ask for leave, while at least three others remain."""
+    asked = " ".join([need.query, need.category or "", *need.required]).casefold()
+
+    def accessory(c: Candidate) -> bool:
+        return any(m.group(0).casefold() not in asked for m in ACCESSORY.finditer(c.product.title))
+
+    kept = [c for c in found if not accessory(c)]
+    return kept if len(kept) >= min(3, len(found)) else found
+
+
+def in_language(found: list[Candidate], language: str) -> list[Candidate]:
+    """Listings written in the shopper's language when the shop has any that match: "coffee" in
+    an English chat shows the English-listed coffee, not the Chinese listings beside it."""
+    same = [c for c in found if detect_language(c.product.title) == language]
+    return same or found
 
 
 CHEAPEST = re.compile(
@@ -208,6 +234,8 @@ class ShoppingAgent:
             found = self.tools.search(attempt.args)
             if need.occasion:  # a gift for mom: no men's products
                 found = for_recipient(found, need.occasion, lambda c: f"{c.product.title} {c.product.category}")
+            found = in_language(found, need.language)
+            found = not_accessories(found, need)
             if not found:
                 continue
             missing = None
@@ -216,6 +244,10 @@ class ShoppingAgent:
                 # a partial match is shown only when nothing matches better
                 cover = [len(plan.words & self.catalog.doc_terms(x.product.id).keys()) for x in found]
                 best = max(cover)
+                if not best and "in_stock" not in attempt.relaxed and any(self.catalog.term_count(w) for w in plan.words):
+                    # none of these hold the words, yet a product does: it is out of stock (the
+                    # next attempt shows it, marked so) - better than in-stock strangers
+                    continue
                 if best:
                     found = [x for x, n in zip(found, cover, strict=True) if n == best]
                 if not attempt.args.category and len(plan.words) >= 2 and best > 0 and best * 3 <= len(plan.words):

@@ -32,6 +32,8 @@ RECIPIENT_ZH = re.compile(
 # 闺蜜过生日 / 老师过教师节: a recipient named with the occasion, before it
 RECIPIENT_OCCASION_ZH = re.compile(rf"(?P<who>{RECIPIENTS_ZH})(?:要)?(?:过)?(?P<what>{OCCASIONS_ZH})")
 OCCASION_ZH = re.compile(rf"(?P<what>{OCCASIONS_ZH})(?:想|要)?(?:送|买)?(?:个|一个|一份|点)?")
+# 想送支口红 / 送一束花: the gift frame around a named product
+GIFT_FRAME_ZH = re.compile(r"(?:想|要|打算)送(?:给)?(?:一|两)?(?:个|支|件|瓶|束|份|套|双|条|盒|枝)?")
 # 他平时爱喝咖啡 / 她喜欢护肤 / 老师平时喜欢喝茶 / 他喜欢积木
 INTEREST_ZH = re.compile(
     rf"(?:他|她|TA|ta|{RECIPIENTS_ZH})?(?:平时|平常|一直|特别|很|比较|最|超|也)*(?:喜欢|爱|热爱|迷上了|迷|在玩|爱玩|常玩)"
@@ -154,7 +156,7 @@ def read_occasion(st: MessageState) -> Occasion:
             occ.what = occ.what or m.group("what").strip()
             st.blank(m.start(), m.end())
         text = st.text()
-    for pattern in (GIFT_ZH, GIFT_EN):
+    for pattern in (GIFT_ZH, GIFT_EN, GIFT_FRAME_ZH):
         for m in pattern.finditer(text):
             occ.gift = True
             st.blank(m.start(), m.end())

@@ -210,7 +210,6 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
         relation == Relation.new
         and previous is not None
         and previous.occasion
-        and not occ.who
         and not occ.gift
         and (occ.interest or has_product or occ.skin)
     ):

@@ -21,7 +21,7 @@ _ZH_NUM = "[零〇一二两三四五六七八九十百千万]+"
 _NUM = rf"(?:\d+(?:\.\d+)?(?![\d.])(?:\s*(?:k|千|万)(?![a-z]))?|{_ZH_NUM})"
 
 _CUR_PRE = r"(?:us\$|[¥$€£]|rmb|usd|cny)"
-_CUR_POST = r"(?:块钱|块|元|rmb|人民币|美元|美金|刀|dollars?|bucks?|usd|cny|euros?|eur|gbp)"
+_CUR_POST = r"(?:块钱|块|元|rmb|人民币|美元|美金|刀(?![头片架具网锋口])|dollars?|bucks?|usd|cny|euros?|eur|gbp)"
 _UNITS_EN = (
     r"kg|g|cm|mm|m|ml|l|w|v|mah|gb|tb|inch|inches|in|lbs?|pounds?|oz|ft|feet|foot|hours?|days?|years?|"
     r"months?|weeks?|people|pcs|pieces?|items?|mins?|minutes?|percent|stars?|pack|packs|ones?"
@@ -101,7 +101,7 @@ PRICE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("max", re.compile(rf"(?<![a-z\d.])(?P<a>{_NUM})\s*{_CUR_POST}(?![a-z])")),
 )
 CURRENCIES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"us\$|\$|usd|dollar|buck|美元|美金|刀"), "USD"),
+    (re.compile(r"us\$|\$|usd|dollar|buck|美元|美金|刀(?![头片架具网锋口])"), "USD"),
     (re.compile(r"¥|元|块|rmb|cny|人民币"), "CNY"),
     (re.compile(r"€|eur"), "EUR"),
     (re.compile(r"£|gbp"), "GBP"),
@@ -251,7 +251,7 @@ FILLER_ZH = re.compile(
     r"我想要|我想买|我想找|我要买|我要找|我需要|我想|我要|想要|想买|想找|需要|帮我找找|帮我找一下|帮我找|帮我推荐|帮我看看|帮我|"
     r"给我找|给我推荐|给我看看|给我来|给我|有没有|有木有|有什么|有哪些|推荐一下|推荐几款|推荐个|推荐|一下|请问|请|麻烦|"
     r"看看|看一下|找一下|找找|来一个|来个|来点|谢谢|你好|您好|那种|这种|之类的?|类似的?|的话|可以|一款|一个|一件|一条|一双|一点|一点儿|"
-    r"一些|几款|哪些|什么|怎么样|如何|适合|我的|我们|我|他|她|算了|那就|那再|那么|那|再|送给|购买|买|吗|呢|吧|啊|呀|哦|嘛|哈|呗|只要|就行|就好|也行|还有|别的|其他的?|其它的?|的"
+    r"一些|几款|哪些|什么|怎么样|如何|适合|我的|我们|我|他|她|算了|那就|那再|那么|那|再|挑一个|挑个|挑一下|挑|选一个|选个|个|支|送给|购买|买|吗|呢|吧|啊|呀|哦|嘛|哈|呗|只要|就行|就好|也行|还有|别的|其他的?|其它的?|的"
 )
 FILLER_EN = re.compile(
     r"\b(?:please|pls|plz|show me|i'?d like|i would like|i'?m looking for|i am looking for|looking for|look for|"
@@ -260,7 +260,8 @@ FILLER_EN = re.compile(
     r"options?|thanks|thank you|hi|hello|hey|buy|purchase|like|only|just|also|maybe|really|good|nice|"
     r"that are|that is|which are|got|me|my|i|for|of|with|in|and|or|to|on|it|this|that|these|those|them|"
     r"no|yes|yeah|ok|okay|hmm|well|cool|great|awesome|alright|whatever|actually|anyway|then|too|as well|"
-    r"at least|instead|i'?ll|let'?s|do you sell|you sell|do you carry|you have|you've got|you got)\b"
+    r"at least|instead|i'?ll|let'?s|do you sell|you sell|do you carry|you have|you've got|you got|stuff|things|"
+    r"everything|anything|tho|though)\b"
 )
 PUNCT = re.compile(
     rf"[{BLANK}\s,，。.!！?？;；:：、~\"“”()（）\[\]【】<>《》|/\\+*=#@&^`-]+|(?<![a-z])['‘’]|['‘’](?![a-z])"
