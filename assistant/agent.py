@@ -244,7 +244,11 @@ class ShoppingAgent:
                 # a partial match is shown only when nothing matches better
                 cover = [len(plan.words & self.catalog.doc_terms(x.product.id).keys()) for x in found]
                 best = max(cover)
-                if not best and "in_stock" not in attempt.relaxed and any(self.catalog.term_count(w) for w in plan.words):
+                if (
+                    not best
+                    and "in_stock" not in attempt.relaxed
+                    and any(self.catalog.term_count(w) for w in plan.words)
+                ):
                     # none of these hold the words, yet a product does: it is out of stock (the
                     # next attempt shows it, marked so) - better than in-stock strangers
                     continue
