@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.acts import ASKS_FOR_OTHER, AVAILABILITY, is_question, read_act
+from assistant.acts import ASKS_FOR_OTHER, AVAILABILITY, WITH_MORE, is_question, read_act
 from assistant.answers import answer_question, compare, details, named_positions, question_reply
 from assistant.events import (
     DoneEvent,
@@ -254,6 +254,11 @@ class ShoppingAgent:
                     continue
                 if best:
                     found = [x for x, n in zip(found, cover, strict=True) if n == best]
+                else:
+                    # no result holds the words (motorbike vs "Motorcycle"): the meaning matched;
+                    # keep the results of the first one's kind, not the tail of unrelated items
+                    head = " > ".join(found[0].product.category.split(" > ")[:2])
+                    found = [x for x in found if x.product.category.startswith(head)] or found
                 if not attempt.args.category and len(plan.words) >= 2 and best > 0 and best * 3 <= len(plan.words):
                     # the results share a word with the query but lack most of it (tpe草坪颗粒 -> 退热颗粒);
                     # no shared word at all is left alone: a cross-language match has none
@@ -288,6 +293,8 @@ class ShoppingAgent:
         (shown as labelled alternatives, so the advice never announces products it hides)."""
         for probe in plan.probes:
             found = self.tools.search(probe.args)
+            if need.occasion:
+                found = for_recipient(found, need.occasion, lambda c: f"{c.product.title} {c.product.category}")
             if found:
                 prices = [x.product.price for x in found if x.product.price is not None]
                 text = advice(probe, need, len(found), prices)
@@ -460,12 +467,15 @@ class ShoppingAgent:
             return rules.model_copy(update={"references": named[:1]})
         if rules.relation == Relation.compare:
             return rules.model_copy(update={"references": named}) if len(named) >= 2 else rules
-        shown_brands = {(p.brand or "").casefold() for p in shown}
+        shown_text = " ".join(f"{p.brand or ''} {p.title}" for p in shown).casefold()
         plain = not (rules.required or rules.excluded or rules.exclude_brands or rules.price_change)
         unpriced = rules.min_price is None and rules.max_price is None
-        brands_shown = all(b.casefold() in shown_brands for b in rules.brands)
-        asks = is_question(message) and not ASKS_FOR_OTHER.search(message) and not AVAILABILITY.search(message)
-        if asks and plain and unpriced and brands_shown and rules.relation not in (Relation.refine, Relation.replace):
+        brands_shown = all(b.casefold() in shown_text for b in rules.brands)
+        # "how many of the kawasaki do you have in stock?" asks about a shown one; "do you have
+        # volleyballs?" and "any with heels?" search
+        asks = is_question(message) and not ASKS_FOR_OTHER.search(message)
+        asks = asks and not (AVAILABILITY.search(message) and not rules.brands) and not WITH_MORE.search(message)
+        if asks and plain and unpriced and brands_shown and rules.relation != Relation.replace:
             return rules.model_copy(update={"relation": Relation.question, "references": named[:1]})
         return rules
 

@@ -69,7 +69,7 @@ _QUESTION_NOISE = re.compile(
     r"适合|适用|能不能|可不可以|可以|能否|是不是|是否|有没有|会不会|好不好|怎么样|多久|多少|几年|几个|吗|呢|嘛|么|吧|啊|的|了|我|我们|用|"
     r"[?？!！,，。.、:：;；]|\b(?:is|are|does|do|can|will|would|could|should|has|have|it|this|that|the|a|an|for|of|"
     r"good|ok|okay|suitable|first|second|third|fourth|fifth|last|one|item|product|me|my|i|to|in|on|with|any|"
-    r"work|works|be|there|how|what|which|about|really)\b",
+    r"work|works|be|there|how|what|which|about|really|and|also|then|so|ok|okay|what's|whats|they|them|those|these)\b",
     re.I,
 )
 # a few question words and how records spell the same fact

@@ -224,8 +224,12 @@ def apply(state: SessionState, intent: ShoppingIntent, group_of: GroupOf | None 
         new.excluded = _norm(_without(new.excluded, intent.required) + intent.excluded)
         if intent.min_price is not None:
             new.min_price = intent.min_price
+            if intent.max_price is None and new.max_price is not None and new.max_price < intent.min_price:
+                new.max_price = None  # "500以上的" after "300左右": the old cap goes
         if intent.max_price is not None:
             new.max_price = intent.max_price
+            if intent.min_price is None and new.min_price is not None and new.min_price > intent.max_price:
+                new.min_price = None  # "anything under $100 then?" after "around $150"
         if intent.currency:
             new.currency = intent.currency
         if intent.brands:

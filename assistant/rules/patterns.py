@@ -18,7 +18,7 @@ BLANK = "\x00"  # what a used span is replaced with: a token no pattern or vocab
 _ZH_NUM = "[零〇一二两三四五六七八九十百千万]+"
 # A number: digits (1.5, 2k, 3千, 2万) or Chinese numerals (两百, 三百五). ``(?![\d.])`` stops the
 # engine from backtracking into the digits ("100ml" must not become "10" + "0ml").
-_NUM = rf"(?:\d+(?:\.\d+)?(?![\d.])(?:\s*(?:k|千|万)(?![a-z]))?|{_ZH_NUM})"
+_NUM = rf"(?:\d+(?:\.\d+)?(?!\d|\.\d)(?:\s*(?:k|千|万)(?![a-z]))?|{_ZH_NUM})"
 
 _CUR_PRE = r"(?:us\$|[¥$€£]|rmb|usd|cny)"
 _CUR_POST = r"(?:块钱|块|元|rmb|人民币|美元|美金|刀(?![头片架具网锋口])|dollars?|bucks?|usd|cny|euros?|eur|gbp)"
@@ -261,7 +261,8 @@ FILLER_EN = re.compile(
     r"that are|that is|which are|got|me|my|i|for|of|with|in|and|or|to|on|it|this|that|these|those|them|"
     r"no|yes|yeah|ok|okay|hmm|well|cool|great|awesome|alright|whatever|actually|anyway|then|too|as well|"
     r"at least|instead|i'?ll|let'?s|do you sell|you sell|do you carry|you have|you've got|you got|stuff|things|"
-    r"everything|anything|tho|though)\b"
+    r"everything|anything|tho|though|even|(?:a )?bit out of (?:my |the )?budget|out of (?:my |the )?budget|"
+    r"over (?:my |the )?budget)\b"
 )
 PUNCT = re.compile(
     rf"[{BLANK}\s,，。.!！?？;；:：、~\"“”()（）\[\]【】<>《》|/\\+*=#@&^`-]+|(?<![a-z])['‘’]|['‘’](?![a-z])"
