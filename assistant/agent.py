@@ -49,7 +49,7 @@ from assistant.facets import FacetIndex
 from assistant.gifts import IdeaGroup, for_recipient, gift_ideas, ideas_reply
 from assistant.grounding import GroundingChecker, GroundingReport, clean_text, template_line, written_positions
 from assistant.intent import KEEPS_NEED, Facet, Need, Relation, ShoppingIntent
-from assistant.planner import SearchPlan, Vocabulary, advice, plan_search
+from assistant.planner import Attempt, SearchPlan, Vocabulary, advice, plan_search
 from assistant.prompts import COPY_SYSTEM, COPY_TOKENS, INTENT_SYSTEM, conversation_context, copy_messages
 from assistant.reading import read_with_llm, reconcile
 from assistant.replies import budget_text, canned_reply, header, is_a, level_sizes, missing_header, related
@@ -90,6 +90,7 @@ class Turn:
     t0: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
     llm_errors: list[str] = field(default_factory=list)
+    earlier: Product | None = None  # a product of an earlier list the message asks about by name
 
     def mark(self, name: str, since: float | None = None) -> float:
         now = time.perf_counter()
@@ -114,6 +115,11 @@ def not_accessories(found: list[Candidate], need: Need) -> list[Candidate]:
 
     kept = [c for c in found if not accessory(c)]
     return kept if len(kept) >= min(3, len(found)) else found
+
+
+WHICH = re.compile(
+    r"\bwhich (?:one|ones|of (?:them|these|those|the \w+))\b|哪[个款件一](?!个好|款好|个更|款更)", re.IGNORECASE
+)
 
 
 def in_language(found: list[Candidate], language: str) -> list[Candidate]:
@@ -226,6 +232,7 @@ class ShoppingAgent:
             if absent:
                 plan = dataclasses.replace(plan, unknown=absent)
         seen = set()
+        held_back: tuple[Attempt, list[Candidate]] | None = None  # in-stock results without the words
         for attempt in plan.attempts:
             key = attempt.args.model_dump_json()
             if key in seen:
@@ -236,6 +243,9 @@ class ShoppingAgent:
                 found = for_recipient(found, need.occasion, lambda c: f"{c.product.title} {c.product.category}")
             found = in_language(found, need.language)
             found = not_accessories(found, need)
+            holds = any(plan.words & self.catalog.doc_terms(x.product.id).keys() for x in found)
+            if held_back is not None and plan.words and not holds:
+                attempt, found = held_back  # the sold-out search found no better: the in-stock ones
             if not found:
                 continue
             missing = None
@@ -246,11 +256,13 @@ class ShoppingAgent:
                 best = max(cover)
                 if (
                     not best
+                    and held_back is None
                     and "in_stock" not in attempt.relaxed
                     and any(self.catalog.term_count(w) for w in plan.words)
                 ):
-                    # none of these hold the words, yet a product does: it is out of stock (the
-                    # next attempt shows it, marked so) - better than in-stock strangers
+                    # none of these hold the words, yet a product does: maybe sold out (the next
+                    # attempt shows it, marked so) - better than in-stock strangers
+                    held_back = (attempt, found)
                     continue
                 if best:
                     found = [x for x, n in zip(found, cover, strict=True) if n == best]
@@ -361,6 +373,25 @@ class ShoppingAgent:
             absent.append(chunk)
         return tuple(absent)
 
+    def _which(self, turn: Turn, need: Need, shown: list[Product]) -> _Answer:
+        """ "which one works with a stylus?": every shown record asked, the ones that say so named
+        with the fact they state; none saying so is said plainly."""
+        zh = need.language == "zh"
+        said = [
+            (i, p, a) for i, p in enumerate(shown, 1) if (a := answer_question(p, turn.message, need.language)).said
+        ]
+        if not said:
+            topic = answer_question(shown[0], turn.message, need.language).topic or turn.message
+            text = (
+                f"这几款的商品信息都没有提到“{topic}”，我不能确定。"
+                if zh
+                else f"None of these products' records mention '{topic}', so I can't tell which one."
+            )
+            return _Answer(need, shown, None, text=text)
+        lines = [f"{i}. {p.title[:40]}：{a.text}" if zh else f"#{i} ({p.title[:40]}): {a.text}" for i, p, a in said]
+        head = "按商品信息：" if zh else "Going by the product records:"
+        return _Answer(need, shown, None, text="\n".join([head, *lines]), focus=[p for _, p, _ in said])
+
     def _vague_gift(self, need: Need) -> bool:
         """A gift with no product named ("给我妈买个生日礼物", "a gift for my dad under $50")."""
         if not need.occasion or need.category or need.brands or need.required:
@@ -410,6 +441,16 @@ class ShoppingAgent:
         shown = [p for p in (self.catalog.get(s.id) for s in state.shown) if p is not None]
         positions = [n for n in intent.references if 1 <= n <= len(shown)]
         missing = [n for n in intent.references if n > len(shown)]
+        if turn.earlier is not None and intent.relation == Relation.question:
+            ans = answer_question(turn.earlier, turn.message, need.language)
+            return _Answer(need, shown, None, text=question_reply(turn.earlier, None, ans, need.language))
+        if (
+            intent.relation == Relation.question
+            and not intent.references
+            and len(shown) > 1
+            and WHICH.search(turn.message)
+        ):
+            return self._which(turn, need, shown)
         if not positions and intent.relation != Relation.compare:
             positions = [state.focus if state.focus and state.focus <= len(shown) else 1]
         if intent.relation == Relation.compare and len(positions) < 2:
@@ -447,10 +488,11 @@ class ShoppingAgent:
             return _Answer(need, shown, None, text=text, focus=focus, alternatives=alternatives)
         return _Answer(need, shown, None, text=note + details(product, pos, need.language), focus=focus)
 
-    def _named(self, message: str, rules: ShoppingIntent, state: SessionState) -> ShoppingIntent:
+    def _named(self, turn: Turn, rules: ShoppingIntent) -> ShoppingIntent:
         """A shown product named by a word of its own ("i'll take the dell", "how much is the
         basketball?"): the reference a pick, question or comparison is about; a question that
         names one (and asks for no other constraint) is a question about it, not a search."""
+        message, state = turn.message, turn.state
         if not state.shown or rules.references:
             return rules
         shown = [p for p in (self.catalog.get(s.id) for s in state.shown) if p is not None]
@@ -479,6 +521,25 @@ class ShoppingAgent:
             return rules.model_copy(update={"relation": Relation.question, "references": named[:1]})
         return rules
 
+    def _named_earlier(self, turn: Turn, rules: ShoppingIntent) -> ShoppingIntent:
+        """ "ok then how much is the basketball?" when the basketball was in a list before this one:
+        a question about that product (answered from its record), not a search."""
+        state = turn.state
+        if not is_question(turn.message) or rules.references or rules.relation in (Relation.compare, Relation.pick):
+            return rules
+        if rules.min_price is not None or rules.max_price is not None or rules.required or rules.excluded:
+            return rules
+        if AVAILABILITY.search(turn.message) or ASKS_FOR_OTHER.search(turn.message):
+            return rules
+        on_screen = {s.id for s in state.shown}
+        ids = list(dict.fromkeys(i for t in state.turns[-4:] for i in t.shown if i not in on_screen))
+        earlier = [p for p in (self.catalog.get(i) for i in ids) if p is not None]
+        named = named_positions(turn.message, [*earlier, *(p for p in (self.catalog.get(i) for i in on_screen) if p)])
+        if len(named) == 1 and named[0] <= len(earlier):
+            turn.earlier = earlier[named[0] - 1]
+            return rules.model_copy(update={"relation": Relation.question, "references": []})
+        return rules
+
     def _expansions(self, need: Need) -> list[Facet]:
         """Catalog facet values for the intended category that the need does not name yet."""
         return self.facets.expansions(
@@ -503,7 +564,8 @@ class ShoppingAgent:
             if beyond and wide.relation in (Relation.pick, Relation.compare):
                 relation = rules.relation if rules.relation == Relation.question else wide.relation
                 rules = rules.model_copy(update={"references": wide.references, "relation": relation})
-        rules = self._named(message, rules, state)
+        rules = self._named(turn, rules)
+        rules = self._named_earlier(turn, rules)
         turn.mark("rules_ms")
         yield IntentEvent(source="rules", intent=rules.summary())
 

@@ -19,7 +19,13 @@ from shopassist.text import HAS_CJK
 
 # what a question asks about, beyond its words: the record fields and attribute names to look at
 ASPECTS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"多少钱|价格|价钱|贵不贵|\bhow much\b|\bprice\b|\bcost\b", re.I), "price"),
+    (
+        re.compile(
+            r"多少钱|价格|价钱|贵不贵|\bhow much (?:is|are|was|does|do|for|would)\b|\bhow much\s*[?？]?\s*$|\bprice\b|\bcost\b",
+            re.I,
+        ),
+        "price",
+    ),
     (
         re.compile(
             r"有货|库存|还有吗|卖完|还剩|剩多少|剩几|多少件|\bin stock\b|\bavailable\b|\bsold out\b|"
@@ -69,7 +75,7 @@ _QUESTION_NOISE = re.compile(
     r"适合|适用|能不能|可不可以|可以|能否|是不是|是否|有没有|会不会|好不好|怎么样|多久|多少|几年|几个|吗|呢|嘛|么|吧|啊|的|了|我|我们|用|"
     r"[?？!！,，。.、:：;；]|\b(?:is|are|does|do|can|will|would|could|should|has|have|it|this|that|the|a|an|for|of|"
     r"good|ok|okay|suitable|first|second|third|fourth|fifth|last|one|item|product|me|my|i|to|in|on|with|any|"
-    r"work|works|be|there|how|what|which|about|really|and|also|then|so|ok|okay|what's|whats|they|them|those|these)\b",
+    r"work|works|be|there|how|what|which|about|really|and|also|then|so|much|many|ok|okay|what's|whats|they|them|those|these)\b",
     re.I,
 )
 # a few question words and how records spell the same fact
@@ -347,4 +353,13 @@ def named_positions(message: str, products: list[Product]) -> list[int]:
     if best == 0:
         return []
     chosen = [i + 1 for i, h in enumerate(hits) if h == best]
+    if len(chosen) > 1:
+        # "the basketball" between Basketball and Basketball Rim: the title the words fill most
+        def fill(pos: int) -> float:
+            title = products[pos - 1].title.casefold()
+            return sum(len(w) for w in words if w in title) / max(1, len(title))
+
+        ranked = sorted(chosen, key=fill, reverse=True)
+        if fill(ranked[0]) > fill(ranked[1]) * 1.25:
+            return ranked[:1]
     return chosen if len(chosen) <= max(1, len(products) // 2) else []

@@ -48,6 +48,7 @@ _GROUPS: list[tuple[str, ...]] = [
     ("不粘", "non-stick", "nonstick"),
     ("有机", "organic"),
     ("便携", "portable"),
+    ("手写笔", "触控笔", "stylus", "s pen", "apple pencil"),
     # skin types and finishes (a skin type is served by what its products promise)
     ("干皮", "干性", "保湿", "补水", "滋润", "dry skin"),
     ("油皮", "油性", "控油", "oily skin"),
