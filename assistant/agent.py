@@ -71,7 +71,7 @@ from ranking.ranker import Ranker
 from ranking.session import SessionTracker
 from retrieval import Catalog, HybridRetriever
 from shopassist.errors import ShopAssistError, UsageError
-from shopassist.models import Candidate, Product, Sort, detect_language
+from shopassist.models import Candidate, Product, Sort
 
 __all__ = ["COPY_FOR", "SHOW", "SearchOutcome", "ShoppingAgent", "Turn", "TurnResult", "final_result"]
 
@@ -122,10 +122,15 @@ WHICH = re.compile(
 )
 
 
-def in_language(found: list[Candidate], language: str) -> list[Candidate]:
-    """Listings written in the shopper's language when the shop has any that match: "coffee" in
-    an English chat shows the English-listed coffee, not the Chinese listings beside it."""
-    same = [c for c in found if detect_language(c.product.title) == language]
+MARKET_CURRENCY = {"zh": "CNY", "en": "USD"}
+
+
+def in_market(found: list[Candidate], need: Need) -> list[Candidate]:
+    """Listings of the shopper's market when the shop has any that match: "coffee" in an English
+    chat shows the coffee priced in dollars, not the yuan listings beside it (a price the shopper
+    names sets the market: "under 500 yuan"). A shop with one currency is left as it is."""
+    currency = need.currency or MARKET_CURRENCY.get(need.language)
+    same = [c for c in found if c.product.currency == currency]
     return same or found
 
 
@@ -241,7 +246,7 @@ class ShoppingAgent:
             found = self.tools.search(attempt.args)
             if need.occasion:  # a gift for mom: no men's products
                 found = for_recipient(found, need.occasion, lambda c: f"{c.product.title} {c.product.category}")
-            found = in_language(found, need.language)
+            found = in_market(found, need)
             found = not_accessories(found, need)
             holds = any(plan.words & self.catalog.doc_terms(x.product.id).keys() for x in found)
             if held_back is not None and plan.words and not holds:
@@ -266,11 +271,11 @@ class ShoppingAgent:
                     continue
                 if best:
                     found = [x for x, n in zip(found, cover, strict=True) if n == best]
-                else:
+                elif not attempt.args.category:
                     # no result holds the words (motorbike vs "Motorcycle"): the meaning matched;
-                    # keep the results of the first one's kind, not the tail of unrelated items
-                    head = " > ".join(found[0].product.category.split(" > ")[:2])
-                    found = [x for x in found if x.product.category.startswith(head)] or found
+                    # keep the results of the first one's department, not a tail of unrelated items
+                    head = found[0].product.category.split(" > ")[0]
+                    found = [x for x in found if x.product.category.split(" > ")[0] == head] or found
                 if not attempt.args.category and len(plan.words) >= 2 and best > 0 and best * 3 <= len(plan.words):
                     # the results share a word with the query but lack most of it (tpe草坪颗粒 -> 退热颗粒);
                     # no shared word at all is left alone: a cross-language match has none

@@ -52,7 +52,7 @@ SMALL_LEAF = 20
 
 # Chinese compounds put the head last: 蛋糕鞋 is a shoe, not a cake. When a category word is
 # followed in the query by one of these product heads, the compound is what was asked for.
-HEAD_CHARS = frozenset("鞋靴包裙裤衣衫帽袜杯壶锅灯机器架柜桌椅床垫枕被表镜笔盒袋箱")
+HEAD_CHARS = frozenset("鞋靴包裙裤衣衫帽袜杯壶锅灯机器架柜桌椅床垫枕被表镜笔盒袋箱台凳")
 
 
 @dataclass(frozen=True)

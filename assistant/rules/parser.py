@@ -135,7 +135,7 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
     occ = read_occasion(st)
     kept_products = read_negations(st, facets)
 
-    positive = hobby_products(st.text())
+    positive = hobby_products(st.text()) if occ.interest else st.text()  # "喜欢化妆", not 化妆台
     mentions = facets.scan(positive) if facets is not None else scan_builtins(positive)
     lex_brands, lex_products = _lexicon_words(positive, mentions)
     # a lexicon product word swallows the built-in words inside it (羽绒服 is no 羽绒 requirement)
