@@ -522,7 +522,8 @@ class ShoppingAgent:
         # volleyballs?" and "any with heels?" search
         asks = is_question(message) and not ASKS_FOR_OTHER.search(message)
         asks = asks and not (AVAILABILITY.search(message) and not rules.brands) and not WITH_MORE.search(message)
-        if asks and plain and unpriced and brands_shown and rules.relation != Relation.replace:
+        superlative = rules.sort != Sort.relevance  # "what's the cheapest rolex you've got?" searches
+        if asks and plain and unpriced and brands_shown and not superlative and rules.relation != Relation.replace:
             return rules.model_copy(update={"relation": Relation.question, "references": named[:1]})
         return rules
 

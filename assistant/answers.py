@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from assistant.synonyms import alternatives
 from retrieval.tokenize import jieba_tokenizer
 from shopassist.models import Product
-from shopassist.text import HAS_CJK
+from shopassist.text import HAS_CJK, money
 
 # what a question asks about, beyond its words: the record fields and attribute names to look at
 ASPECTS: list[tuple[re.Pattern[str], str]] = [
@@ -100,7 +100,7 @@ class ProductAnswer:
 
 
 def _price(p: Product) -> str:
-    return f"{p.price:g} {p.currency}" if p.price is not None else ""
+    return f"{money(p.price)} {p.currency}" if p.price is not None else ""
 
 
 def _attr_lines(p: Product) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from assistant.synonyms import alternatives
 from assistant.tools import SearchProductsArgs
 from retrieval.tokenize import EN_STOPWORDS
 from shopassist.models import Sort, detect_language
-from shopassist.text import HAS_CJK
+from shopassist.text import HAS_CJK, money
 
 AUDIENCE_WORD = {"f": "女", "m": "男", "k": "童"}
 _AUDIENCE_FALLBACK = {
@@ -289,7 +289,11 @@ def advice(probe: Probe, need: Need, found_count: int, prices: list[float]) -> s
         if not prices:
             return None
         low = min(prices)
-        return f"放宽价格可以找到，最低 {low:g} 起" if zh else f"without the price limit there are matches from {low:g}"
+        return (
+            f"放宽价格可以找到，最低 {money(low)} 起"
+            if zh
+            else f"without the price limit there are matches from {money(low)}"
+        )
     if probe.kind == "brands":
         return "其他品牌有类似商品" if zh else "other brands have similar products"
     if probe.kind == "excluded":

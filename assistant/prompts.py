@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from assistant.state import SessionState
 from shopassist.models import Product
+from shopassist.text import money
 
 COPY_TOKENS = 28  # per product line: "[n] " and ~20 Chinese characters or 15 English words
 
@@ -47,7 +48,7 @@ Example output:
 
 def copy_facts(p: Product) -> str:
     """One product as the copy prompt shows it: the facts the copy may use, compactly."""
-    price = f"{p.price:g} {p.currency}" if p.price is not None else "-"
+    price = f"{money(p.price)} {p.currency}" if p.price is not None else "-"
     attrs = "; ".join(
         f"{k}: {'/'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in list(p.attributes.items())[:3]
     )

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from assistant.intent import Need, Relation
 from assistant.planner import type_spellings
 from shopassist.models import Product
+from shopassist.text import money
 
 RELAXED_NAMES = {
     "category": ("类目", "category"),
@@ -44,11 +45,11 @@ def budget_text(need: Need) -> str:
     lo, hi = need.min_price, need.max_price
     unit = need.currency or ("CNY" if zh else "USD")
     if lo is not None and hi is not None:
-        return f"{lo:g}–{hi:g} {unit}" if zh else f"({lo:g}–{hi:g} {unit})"
+        return f"{money(lo)}–{money(hi)} {unit}" if zh else f"({money(lo)}–{money(hi)} {unit})"
     if hi is not None:
-        return f"{hi:g} {unit} 以内" if zh else f"under {hi:g} {unit}"
+        return f"{money(hi)} {unit} 以内" if zh else f"under {money(hi)} {unit}"
     if lo is not None:
-        return f"{lo:g} {unit} 以上" if zh else f"from {lo:g} {unit}"
+        return f"{money(lo)} {unit} 以上" if zh else f"from {money(lo)} {unit}"
     return ""
 
 

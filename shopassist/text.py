@@ -49,3 +49,10 @@ def detect_language(text: str | None) -> str:
 def word_set(text: str) -> frozenset[str]:
     """A word list written as one whitespace-separated string (easier to read and extend)."""
     return frozenset(text.split())
+
+
+def money(amount: float) -> str:
+    """A price as the records and template lines write it: 24999.99, 29.90, 200 (never the six
+    significant digits of ``:g``, which turn 24999.99 into 25000)."""
+    text = f"{amount:.2f}"
+    return text[:-3] if text.endswith(".00") else text

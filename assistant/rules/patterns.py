@@ -262,7 +262,7 @@ FILLER_EN = re.compile(
     r"no|yes|yeah|ok|okay|hmm|well|cool|great|awesome|alright|whatever|actually|anyway|then|too|as well|"
     r"at least|instead|i'?ll|let'?s|do you sell|you sell|do you carry|you have|you've got|you got|stuff|things|"
     r"everything|anything|tho|though|even|(?:a )?bit out of (?:my |the )?budget|out of (?:my |the )?budget|"
-    r"over (?:my |the )?budget)\b"
+    r"over (?:my |the )?budget|what'?s|what is|which|what)\b"
 )
 PUNCT = re.compile(
     rf"[{BLANK}\s,，。.!！?？;；:：、~\"“”()（）\[\]【】<>《》|/\\+*=#@&^`-]+|(?<![a-z])['‘’]|['‘’](?![a-z])"
