@@ -49,3 +49,12 @@ def test_chips_cover_the_parsed_need_and_each_carries_its_edit():
 
 def test_every_browser_session_gets_its_own_id():
     assert new_view()["session"] != new_view()["session"]
+
+
+def test_a_card_shows_its_gift_group_or_that_it_is_an_alternative_escaped():
+    from ui.app import card_html
+
+    grouped = card_html({"id": "x", "title": "t", "price": 1.0, "currency": "CNY", "stock": 1, "group": "<i>香水</i>"})
+    assert "sa-group" in grouped and "&lt;i&gt;香水&lt;/i&gt;" in grouped and "<i>" not in grouped
+    alternative = card_html({"id": "y", "title": "t", "price": 1.0, "currency": "CNY", "stock": 1, "alternative": True})
+    assert "not an exact match" in alternative

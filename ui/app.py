@@ -39,6 +39,7 @@ CSS = """
 .sa-price {color: #c0392b; font-weight: 600}
 .sa-stock {color: #666; font-size: 0.9em}
 .sa-reasons {color: #2c6e49; font-size: 0.85em}
+.sa-group {display: inline-block; background: #eef3fb; color: #1d4e89; border-radius: 4px; padding: 0 6px; font-size: 0.8em}
 """
 
 
@@ -65,9 +66,16 @@ def card_html(card: dict[str, Any]) -> str:
         img = f'<div class="sa-img">{e(title[:1] or "?")}</div>'
     brand = f" · {e(str(card['brand']))}" if card.get("brand") else ""
     reasons = "; ".join(e(str(r)) for r in card.get("reasons") or [])
+    # a gift idea's group, or the label of an alternative shown because nothing matched
+    label = (
+        e(str(card["group"]))
+        if card.get("group")
+        else ("相近商品 / not an exact match" if card.get("alternative") else "")
+    )
     return (
         f'<div class="sa-card" data-product-id="{e(str(card.get("id")), quote=True)}">{img}<div>'
-        f'<div class="sa-title">{card.get("rank", "")}. {title}</div>'
+        + (f'<div class="sa-group">{label}</div>' if label else "")
+        + f'<div class="sa-title">{card.get("rank", "")}. {title}</div>'
         f'<div><span class="sa-price">{price_text}</span>{brand}</div>'
         f'<div class="sa-stock">{stock_text}</div>'
         + (f'<div class="sa-reasons">为什么推荐 / why: {reasons}</div>' if reasons else "")
