@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -434,6 +435,11 @@ class ShoppingAgent:
             plan = plan_search(probe, self.vocab, self.disliked(turn.session_id), SHOW)
             hits = self.tools.search(plan.attempts[0].args.model_copy(update={"top_k": 100}))
             found = [c.product for c in hits if is_a(c.product, idea) and c.product.id not in taken]
+            # 香水 the gift, not a 香水套餐 for an air freshener: the department most of them are in
+            tops = Counter(p.category.split(" > ")[0] for p in found)
+            if tops:
+                main = tops.most_common(1)[0][0]
+                found = [p for p in found if p.category.split(" > ")[0] == main]
             found = for_recipient(found, need.occasion, lambda p: f"{p.title} {p.category}")
             if not found:
                 continue

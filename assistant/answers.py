@@ -113,7 +113,8 @@ def topic_terms(question: str) -> list[str]:
     words: list[str] = []
     for chunk in text.split():
         if HAS_CJK.search(chunk):
-            words.extend(w for w in jieba_tokenizer().lcut(chunk, HMM=False) if len(w) >= 2)
+            parts = [w for w in jieba_tokenizer().lcut(chunk, HMM=False) if len(w) >= 2]
+            words.extend(parts or ([chunk] if len(chunk) >= 2 else []))  # 干皮: jieba splits it to 干 / 皮
         elif len(chunk) >= 3:
             words.append(chunk.casefold())
     return list(dict.fromkeys(words))

@@ -154,3 +154,14 @@ def test_what_about_swaps_the_product_and_the_cheaper_one_is_a_question(agent):
     assert cheaper.act == "question" and "1099.99" in cheaper.reply
     pick = agent.ask("c2", "ok i'll take the dell")
     assert pick.act == "pick" and pick.focus == ["e06"]
+
+
+def test_a_skin_question_is_answered_by_what_serves_that_skin():
+    p = Product(id="x", title="Olay 水乳套装 补水保湿", price=250.0)
+    assert answer_question(p, "第一个适合干皮吗？", "zh").said  # 干皮 is served by 补水/保湿
+
+
+def test_another_product_after_a_gift_is_a_new_need_not_a_narrower_gift():
+    gift = parse_rules("给我妈买个生日礼物 300左右")
+    assert parse_rules("iPhone 15 Pro Max 256G", previous=gift).relation == Relation.new
+    assert parse_rules("要个保温杯", previous=gift).relation == Relation.refine

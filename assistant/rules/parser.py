@@ -211,7 +211,7 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
         and previous is not None
         and previous.occasion
         and not occ.gift
-        and (occ.interest or has_product or occ.skin)
+        and (occ.interest or occ.skin or (has_product and not said_models and language == previous.language))
     ):
         relation = Relation.refine  # "他平时爱喝咖啡" after a gift for him: the gift narrows, budget kept
 
