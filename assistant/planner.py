@@ -144,6 +144,15 @@ def query_words(need: Need, category: str | None, vocab: Vocabulary) -> frozense
     return frozenset(words)
 
 
+def exclusion_spellings(term: str) -> list[str]:
+    """What "不要X" keeps out: X in either language and, for a Chinese compound ending in a product
+    head (机械表, 高跟鞋), its modifier too: titles write 全自动机械男士手表, not 机械表."""
+    out = alternatives(term)
+    if len(term) >= 3 and HAS_CJK.match(term[-1]) and term[-1] in HEAD_CHARS:
+        out = [*out, term[:-1]]
+    return list(dict.fromkeys(out))
+
+
 def search_args(need: Need, disliked: list[str], top_k: int) -> SearchProductsArgs:
     """The need as search arguments (hard filters, no category, no must-haves): the base every
     attempt and probe refines. Disliked products never come back."""
@@ -157,7 +166,7 @@ def search_args(need: Need, disliked: list[str], top_k: int) -> SearchProductsAr
         currency=need.currency,
         brands=need.brands,
         exclude_brands=need.exclude_brands,
-        exclude_terms=[alt for term in need.excluded for alt in alternatives(term)],
+        exclude_terms=[alt for term in need.excluded for alt in exclusion_spellings(term)],
         exclude_ids=disliked[-200:],
         sort=need.sort,
         top_k=top_k,

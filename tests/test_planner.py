@@ -64,3 +64,10 @@ def test_a_message_reading_restates_a_need_and_back():
     need = Need(query="羽绒服", required=["黑色"], max_price=500)
     intent = ShoppingIntent.from_need(need, references=[2])
     assert intent.references == [2] and intent.need() == need
+
+
+def test_excluding_a_compound_keeps_out_its_modifier_too():
+    from assistant.planner import exclusion_spellings
+
+    assert "机械" in exclusion_spellings("机械表")  # titles say 全自动机械男士手表, not 机械表
+    assert exclusion_spellings("破洞") == ["破洞"]
