@@ -266,8 +266,7 @@ class ShoppingAgent:
                 found = for_recipient(found, need.occasion, lambda c: f"{c.product.title} {c.product.category}")
             found = in_market(found, need)
             found = not_accessories(found, need)
-            holds = any(plan.words & self.catalog.doc_terms(x.product.id).keys() for x in found)
-            if held_back is not None and plan.words and not holds:
+            if held_back is not None and plan.words and not self._hold_words(found, plan.words):
                 attempt, found = held_back  # the sold-out search found no better: the in-stock ones
             if not found:
                 continue
@@ -368,6 +367,9 @@ class ShoppingAgent:
         if not found and outcome.nearby:
             return _Answer(need, [], outcome, alternatives=[c.product for c in outcome.nearby[:SHOW]])
         return _Answer(need, found, outcome)
+
+    def _hold_words(self, found: list[Candidate], words: frozenset[str]) -> bool:
+        return any(words & self.catalog.doc_terms(x.product.id).keys() for x in found)
 
     def _absent_words(self, need: Need) -> tuple[str, ...]:
         """Chinese words of a new need that no product holds while the rest of it is known:
