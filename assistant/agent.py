@@ -47,7 +47,7 @@ from assistant.events import (
     final_result,
 )
 from assistant.facets import FacetIndex
-from assistant.gifts import IdeaGroup, for_recipient, gift_ideas, ideas_reply
+from assistant.gifts import GIFT_WORDS, IdeaGroup, for_recipient, gift_ideas, ideas_reply
 from assistant.grounding import GroundingChecker, GroundingReport, clean_text, template_line, written_positions
 from assistant.intent import KEEPS_NEED, Facet, Need, Relation, ShoppingIntent
 from assistant.planner import Attempt, SearchPlan, Vocabulary, advice, plan_search
@@ -421,7 +421,7 @@ class ShoppingAgent:
         """A gift with no product named ("给我妈买个生日礼物", "a gift for my dad under $50")."""
         if not need.occasion or need.category or need.brands or need.required:
             return False
-        if not re.search(r"礼|gift|present", need.occasion, re.IGNORECASE):
+        if not GIFT_WORDS.search(need.occasion):
             return False
         words = [w for w in self.vocab.tokenize(need.query or "") if not w.startswith("#")]
         return not [w for w in words if (len(w) >= 2 if not w.isascii() else len(w) >= 3)]

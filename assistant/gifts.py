@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# a need is a gift when its words or its occasion say so
+GIFT_WORDS = re.compile(r"礼物|礼品|送人|送给|gift|present", re.IGNORECASE)
+
 # who -> a recipient class: f (women), m (men), k (children), e (elders, teachers, bosses)
 _CLASSES: list[tuple[str, str]] = [
     (

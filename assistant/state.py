@@ -30,6 +30,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from assistant.facets.vocabulary import audience_class
+from assistant.gifts import GIFT_WORDS
 from assistant.intent import KEEPS_NEED, Need, PriceChange, Relation, ShoppingIntent
 from retrieval.tokenize import EN_STOPWORDS
 from shopassist.errors import UsageError
@@ -120,11 +121,10 @@ _TALK = frozenset(
         "lot",
     ]
 )
-_GIFT = re.compile(r"礼物|礼品|送人|送给|gift|present", re.IGNORECASE)
 
 
 def _is_gift(need: Need) -> bool:
-    return bool(need.occasion) or bool(_GIFT.search(" ".join([need.query, need.category or "", *need.required])))
+    return bool(need.occasion) or bool(GIFT_WORDS.search(" ".join([need.query, need.category or "", *need.required])))
 
 
 def _swap_audience(need: Need, value: str) -> None:
