@@ -5,6 +5,13 @@ examples), the query (``prompt``) and the gold answer (``gt``). The assistant's 
 answers with temperature 0; the answer's first line, stripped of the dataset's answer markers,
 is compared with ``gt`` (exact match after trimming spaces and punctuation at the ends).
 Baseline from the same run: the most frequent gold answer of each task (majority class).
+
+Where the task definition itself closes the answer set (the intent labels ITC lists, the two
+relevance grades of RLC, the candidate categories or the yes/no form of CC, and for AC the words
+of the query, since the answer is a span of it), the model answers through the client's
+structured output with that set as a JSON-schema ``enum``: the same constrained decoding the
+assistant uses to read a message, so a small model cannot answer off the list. SC (spelling
+correction) stays free text. ``--free`` turns the constraint off, to measure what it adds.
 Tasks: ITC (intent class), AC (attribute extraction), SC (spelling correction), RLC (relevance
 相关/不相关), CC (fine category).
 """
@@ -61,16 +68,67 @@ def sample_items(items: list[dict[str, Any]], per_task: int | None, seed: int) -
     return out
 
 
-def answer(llm: Any, item: dict[str, Any], max_tokens: int = 48) -> str:
+_ITC_LABELS = re.compile(r"候选意图有['‘“]([^'’”]+)['’”]")
+_RLC_GRADES = re.compile(r"分为[两二三四五\d]+档，分别为([^，,。\n]+)")
+_CC_CANDIDATES = re.compile(r"候选细粒度品类\**[:：]([^\n]+)")
+_CC_YES_NO = re.compile(r"是[^\n]{1,40}吗[？?]")
+_AC_QUERY = re.compile(r"\*{0,3}query\*{0,3}[:：]\s*([^\n]+)")
+_GLOSS = re.compile(r"[（(][^）)]*[）)]")
+MAX_SPAN = 16
+
+
+def _split(text: str) -> list[str]:
+    return [w.strip() for w in re.split(r"[、,，]", _GLOSS.sub("", text)) if w.strip()]
+
+
+def options(item: dict[str, Any]) -> list[str] | None:
+    """The closed answer set the task definition gives for this item, or None (free text)."""
+    task, system, prompt = item["task"], item["system_prompt"], item["prompt"]
+    found: list[str] = []
+    labels = {"ITC": _ITC_LABELS, "RLC": _RLC_GRADES}.get(task)
+    if labels is not None and (m := labels.search(system)):
+        found = _split(m.group(1))
+    elif task == "CC":
+        if m := _CC_CANDIDATES.search(prompt):
+            found = [w.strip() for w in re.split(r"[,，、]", m.group(1)) if w.strip()]
+        elif _CC_YES_NO.search(prompt):
+            found = ["是", "否"]
+    elif task == "AC" and (queries := _AC_QUERY.findall(prompt)):
+        query = queries[-1].strip()
+        spans = {query[i:j].strip() for i in range(len(query)) for j in range(i + 1, min(len(query), i + MAX_SPAN) + 1)}
+        found = sorted((s for s in spans if s), key=lambda s: (query.find(s), -len(s)))
+    unique = list(dict.fromkeys(found))
+    return unique if len(unique) >= 2 else None
+
+
+def answer(llm: Any, item: dict[str, Any], max_tokens: int = 48, *, constrained: bool = True) -> str:
     messages = [{"role": "system", "content": item["system_prompt"]}, {"role": "user", "content": item["prompt"]}]
+    choices = options(item) if constrained else None
     try:
+        if choices:
+            schema = {
+                "type": "object",
+                "properties": {"答案": {"type": "string", "enum": choices}},
+                "required": ["答案"],
+                "additionalProperties": False,
+            }
+            value = llm.structured(messages, schema, max_tokens=max_tokens, temperature=0)
+            got = value.get("答案") if isinstance(value, dict) else None
+            if isinstance(got, str):
+                return got
         return "".join(llm.stream(messages, max_tokens=max_tokens, temperature=0))
     except ShopAssistError as exc:
         return f"<error: {exc}>"
 
 
 def run_query_understanding(
-    path: Path, *, llm: Any, per_task: int | None = None, seed: int = 0, progress: bool = False
+    path: Path,
+    *,
+    llm: Any,
+    per_task: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    constrained: bool = True,
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -86,7 +144,7 @@ def run_query_understanding(
     started = time.perf_counter()
     for item in tqdm(items, desc="query understanding", unit="item", disable=not progress):
         task = item["task"]
-        got = normalise(answer(llm, item))
+        got = normalise(answer(llm, item, constrained=constrained))
         gold = normalise(item["gt"])
         total[task] += 1
         correct[task] += got == gold
@@ -100,6 +158,7 @@ def run_query_understanding(
         "per_task_sample": per_task,
         "seed": seed,
         "llm": llm.info() if hasattr(llm, "info") else None,
+        "constrained": constrained,
         "accuracy": {t: round(correct[t] / total[t], 4) for t in tasks},
         "majority_baseline": {t: round(base[t] / total[t], 4) for t in tasks},
         "overall": round(sum(correct.values()) / max(1, sum(total.values())), 4),

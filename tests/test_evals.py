@@ -86,3 +86,22 @@ def test_crowdflower_suite_end_to_end(tmp_path, settings):
     assert result["queries"] == 2 and result["judged_pairs"] == 5
     assert set(result["systems"]) == {"shopassist", "bm25", "random"}
     assert result["systems"]["shopassist"]["nDCG@10"] > 0.95
+
+
+def test_query_understanding_answer_sets_come_from_the_task_definition() -> None:
+    from evals.query_understanding import options
+
+    itc = {
+        "task": "ITC",
+        "system_prompt": "已知query候选意图有'买什么（如场景买什么品类）、怎么办（如场景下怎么办）、怎么挑/怎么买'，输出意图。",
+        "prompt": "***query***：宽带灯不亮\n***答案***：",
+    }
+    assert options(itc) == ["买什么", "怎么办", "怎么挑/怎么买"]
+    rlc = {"task": "RLC", "system_prompt": "已知query和商品相关性分为两档，分别为不相关、相关，定义如下", "prompt": "x"}
+    assert options(rlc) == ["不相关", "相关"]
+    cc = {"task": "CC", "system_prompt": "", "prompt": "***商品标题***：x\n候选细粒度品类：腿包,胸包\n***答案***："}
+    assert options(cc) == ["腿包", "胸包"]
+    assert options({"task": "CC", "system_prompt": "", "prompt": "商品海尔 X1是电蒸箱吗？\n***答案***："}) == ["是", "否"]
+    ac = options({"task": "AC", "system_prompt": "", "prompt": "***query***：儿童泡沫垫\n***属性***：材质\n***答案***："})
+    assert ac is not None and "泡沫" in ac and "儿童泡沫垫" in ac and all(a in "儿童泡沫垫" for a in ac)
+    assert options({"task": "SC", "system_prompt": "纠错", "prompt": "***query***：德运训鞋"}) is None

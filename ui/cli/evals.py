@@ -148,11 +148,22 @@ def eval_dialogues(
 )
 @click.option("--per-task", type=int, default=None, help="Sample N items per task (seeded) instead of all.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--free",
+    is_flag=True,
+    help="Free-text answers everywhere (no answer-set constraint), to measure what the constraint adds.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @llm_options
 @common_options
 def eval_query_understanding(
-    settings: Settings, llm_settings: Any, data_file: Path, per_task: int | None, seed: int, as_json: bool
+    settings: Settings,
+    llm_settings: Any,
+    data_file: Path,
+    per_task: int | None,
+    seed: int,
+    free: bool,
+    as_json: bool,
 ) -> None:
     """Accuracy per ChineseEcomQA task (AC, ITC, SC, RLC, CC) through the assistant's LLM path."""
     from evals.query_understanding import run_query_understanding
@@ -160,7 +171,9 @@ def eval_query_understanding(
     if llm_settings is None:
         raise UsageError("query understanding measures the LLM: drop --no-llm.")
     with llm_client(llm_settings, settings) as llm:
-        result = run_query_understanding(data_file, llm=llm, per_task=per_task, seed=seed, progress=True)
+        result = run_query_understanding(
+            data_file, llm=llm, per_task=per_task, seed=seed, progress=True, constrained=not free
+        )
     show(result, as_json, *VIEWS["query-understanding"])
 
 
