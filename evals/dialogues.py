@@ -378,6 +378,7 @@ def run_dialogues(
     per_dialogue = []
     latencies: list[float] = []
     first_products: list[float] = []
+    by_act_ms: dict[str, list[float]] = {}  # full-turn latency per act the agent read (questions vs needs)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="shopassist-dialogues-") as tmp:
         catalogs = _Catalogs(settings, embedder, Path(tmp), progress)
@@ -395,6 +396,7 @@ def run_dialogues(
                         result = agent.ask(d["id"], turn["user"])
                         latencies.append(result.timings.get("total_ms", 0.0))
                         first_products.append(result.timings.get("first_products_ms", 0.0))
+                        by_act_ms.setdefault(result.act, []).append(result.timings.get("total_ms", 0.0))
                         for card in result.cards:
                             p = catalog.get(card["id"])
                             if p is None:
@@ -472,6 +474,9 @@ def run_dialogues(
         },
         "turn_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else None,
         "first_products_ms_p50": round(first_products[len(first_products) // 2], 1) if first_products else None,
+        "turn_ms_p50_by_act": {
+            act: {"turns": len(ms), "p50": round(sorted(ms)[len(ms) // 2], 1)} for act, ms in sorted(by_act_ms.items())
+        },
         "seconds": round(time.perf_counter() - started, 1),
         "failures": failures,
         "per_dialogue": per_dialogue,
