@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -77,6 +78,7 @@ class Catalog:
         self._lock = threading.RLock()
         self._loaded = False
         self._own_seqs: set[int] = set()  # sequences this process wrote (its Chroma graph has them)
+        self._unreadable: dict[str, str] = {}  # stored rows that cannot be read: id -> reason
         self._check_tokenizer()
 
     # -- components --------------------------------------------------------------------------
@@ -131,9 +133,23 @@ class Catalog:
                 return 0
             new_seq, changes = self.store.changes_since(self._mirror.seq)
             retokenize = self.store.meta("tokenizer") != self.tokenizer.version
+            newly_unreadable: list[str] = []
             for change in changes:
-                self._apply(change, retokenize)
-            missing = sum(1 for c in changes if not c.deleted and c.vector is None)
+                if not self._apply(change, retokenize):
+                    newly_unreadable.append(change.id)
+            if newly_unreadable:
+                shown = "; ".join(f"{pid!r}: {self._unreadable[pid]}" for pid in newly_unreadable[:5])
+                more = f" (and {len(newly_unreadable) - 5} more)" if len(newly_unreadable) > 5 else ""
+                log.warning(
+                    "%d catalog row(s) under %s cannot be read and are left out of search: %s%s. "
+                    "Fix them in the source and ingest them again, or `shopassist catalog delete` them "
+                    "(`shopassist catalog stats` lists them)",
+                    len(newly_unreadable),
+                    self.settings.home,
+                    shown,
+                    more,
+                )
+            missing = sum(1 for c in changes if not c.deleted and c.error is None and c.vector is None)
             if missing:
                 log.warning(
                     "%d products under %s have no stored vector (built by an older version): "
@@ -151,12 +167,31 @@ class Catalog:
             self._own_seqs.clear()
             return len(changes)
 
-    def _apply(self, change: Change, retokenize: bool = False) -> None:
+    def _apply(self, change: Change, retokenize: bool = False) -> bool:
+        """Apply one change to the mirror; False when its row cannot be read (the product is then
+        left out, and listed in ``unreadable``): no stored row can stop a load."""
+        self._unreadable.pop(change.id, None)
+        if change.error is not None:
+            self._mirror.remove(change.id)
+            self._unreadable[change.id] = change.error
+            return False
         if change.deleted or change.product is None:
             self._mirror.remove(change.id)
-        else:
+            return True
+        try:
             tokens = self.tokenizer(change.product.search_text()) if retokenize else change.tokens
             self._mirror.put(change.product, tokens, change.vector, change.doc_vector)
+        except (ValueError, OverflowError, TypeError) as exc:
+            self._mirror.remove(change.id)
+            self._unreadable[change.id] = f"{exc}"
+            return False
+        return True
+
+    @property
+    def unreadable(self) -> Mapping[str, str]:
+        """Stored rows left out because they cannot be read (id -> reason), as of the last refresh."""
+        self.refresh()
+        return MappingProxyType(dict(self._unreadable))
 
     def __len__(self) -> int:
         self.refresh()

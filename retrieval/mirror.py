@@ -23,6 +23,8 @@ from retrieval.filters import brand_names, matches
 from retrieval.lexical import BM25Index, BM25View
 from shopassist.models import Product, SearchFilters, split_category
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
 
 class Mirror:
     """In-memory copy of the live catalog, indexed by BM25 slot; written by ``Catalog`` only."""
@@ -94,6 +96,16 @@ class Mirror:
         vector: np.ndarray | None = None,
         doc_vector: np.ndarray | None = None,
     ) -> None:
+        """Put (or replace) a product. ValueError, with nothing changed, when a value does not fit
+        the columns (a row from before a limit existed); a vector of the wrong shape is left out."""
+        price = np.nan if product.price is None else float(product.price)
+        stock = -1 if product.stock is None else product.stock
+        if not (np.isnan(price) or np.isfinite(price)):
+            raise ValueError(f"price {price} is not a finite number")
+        if not (-1 <= stock <= _INT64_MAX):
+            raise ValueError("stock does not fit a 64-bit integer")
+        vector = self._fitting(vector, None if self.vectors is None else self.vectors.shape[1])
+        doc_vector = self._fitting(doc_vector, None if vector is None else len(vector))
         self.remove(product.id)
         slot = self.bm25.upsert(product.id, tokens)
         if vector is not None and self.vectors is None:
@@ -106,13 +118,23 @@ class Mirror:
             self.doc_vectors[slot] = _read_only(doc_vector)
         self.products[product.id] = product
         self.live[slot] = True
-        self.price[slot] = np.nan if product.price is None else product.price
-        self.stock[slot] = -1 if product.stock is None else product.stock
+        self.price[slot] = price
+        self.stock[slot] = stock
         self.currency[slot] = product.currency
         for name in brand_names(product.brand):
             self.brand_slots.setdefault(name, set()).add(slot)
         for key in self._category_keys(product):
             self.category_slots.setdefault(key, set()).add(slot)
+
+    @staticmethod
+    def _fitting(vector: np.ndarray | None, dim: int | None) -> np.ndarray | None:
+        """``vector`` when it is one finite row of ``dim`` values (any length when ``dim`` is None)."""
+        if vector is None:
+            return None
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.ndim != 1 or len(vector) == 0 or (dim is not None and len(vector) != dim):
+            return None
+        return vector if np.isfinite(vector).all() else None
 
     def scalar_mask(self, filters: SearchFilters) -> np.ndarray | None:
         """Boolean mask over slots for the scalar filters; None when there are none."""

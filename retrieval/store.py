@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,9 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from shopassist.errors import UsageError
 from shopassist.models import Product
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -57,11 +61,43 @@ def pack_vector(vector: np.ndarray | None) -> bytes | None:
 
 
 def unpack_vector(blob: bytes | None) -> np.ndarray | None:
-    return None if blob is None else np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+    """The stored float16 vector as float32; None when there is none or the blob is not one
+    (a stored value must never stop a load: the product is then kept without its vector)."""
+    if blob is None:
+        return None
+    if not isinstance(blob, bytes) or len(blob) == 0 or len(blob) % 2:
+        return None
+    vector = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+    return vector if np.isfinite(vector).all() else None
+
+
+def load_product(product_id: str, data: str | bytes) -> Product:
+    """A stored row's product; ValueError (with the reason) when the row does not hold a valid one.
+
+    Rows are validated on the way in, but a row written by an older version (before a limit
+    existed) or by hand may not validate now: callers skip such rows with a warning."""
+    if not isinstance(data, str | bytes):
+        raise ValueError(f"the stored record is a {type(data).__name__}, not JSON text")
+    try:
+        product = Product.model_validate_json(data)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'record'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()[:3]
+        )
+        raise ValueError(reasons) from None
+    except (RecursionError, OverflowError, UnicodeError) as exc:  # pragma: no cover - pydantic catches most
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
+    if product.id != product_id:
+        raise ValueError(f"the stored record's id {product.id!r} differs from the row's")
+    return product
 
 
 @dataclass(frozen=True)
 class Change:
+    """One changed row. ``error`` says why a live row could not be read (``product`` is then
+    None): whoever mirrors the catalog treats the product as absent and says so."""
+
     id: str
     seq: int
     deleted: bool
@@ -69,6 +105,7 @@ class Change:
     tokens: list[str]
     vector: np.ndarray | None = None
     doc_vector: np.ndarray | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,9 +162,16 @@ class ProductStore:
             return int(self._conn.execute("SELECT COUNT(*) FROM products WHERE deleted=0").fetchone()[0])
 
     def get(self, product_id: str) -> Product | None:
+        """The live product ``product_id``; None when there is none or its row cannot be read."""
         with self._lock:
             row = self._conn.execute("SELECT data FROM products WHERE id=? AND deleted=0", (product_id,)).fetchone()
-        return None if row is None else Product.model_validate_json(row[0])
+        if row is None:
+            return None
+        try:
+            return load_product(product_id, row[0])
+        except ValueError as exc:
+            log.warning("catalog row %r cannot be read and is skipped: %s", product_id, exc)
+            return None
 
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
         """Content hashes of the live products among ``ids``."""
@@ -156,19 +200,7 @@ class ProductStore:
                 ).fetchall()
             finally:
                 cur.execute("COMMIT")
-        changes = [
-            Change(
-                id=pid,
-                seq=s,
-                deleted=bool(d),
-                product=None if d else Product.model_validate_json(data),
-                tokens=[] if d else tokens.split(" ") if tokens else [],
-                vector=None if d else unpack_vector(vec),
-                doc_vector=None if d else unpack_vector(dvec),
-            )
-            for pid, s, d, data, tokens, vec, dvec in rows
-        ]
-        return now, changes
+        return now, [_change(*row) for row in rows]
 
     def iter_products(self, batch: int = 1000) -> Iterator[Product]:
         last = ""
@@ -179,8 +211,11 @@ class ProductStore:
                 ).fetchall()
             if not rows:
                 return
-            for _pid, data in rows:
-                yield Product.model_validate_json(data)
+            for pid, data in rows:
+                try:
+                    yield load_product(pid, data)
+                except ValueError as exc:
+                    log.warning("catalog row %r cannot be read and is skipped: %s", pid, exc)
             last = rows[-1][0]
 
     # -- writes ------------------------------------------------------------------------------
@@ -240,3 +275,24 @@ class ProductStore:
                 cur.execute("ROLLBACK")
                 raise
         return live
+
+
+def _change(
+    pid: str, seq: int, deleted: int, data: str, tokens: str | None, vec: bytes | None, dvec: bytes | None
+) -> Change:
+    """One ``changes_since`` row as a Change; a live row that cannot be read gets ``error``."""
+    if deleted:
+        return Change(id=pid, seq=seq, deleted=True, product=None, tokens=[])
+    try:
+        product = load_product(pid, data)
+    except ValueError as exc:
+        return Change(id=pid, seq=seq, deleted=False, product=None, tokens=[], error=str(exc))
+    return Change(
+        id=pid,
+        seq=seq,
+        deleted=False,
+        product=product,
+        tokens=tokens.split(" ") if isinstance(tokens, str) and tokens else [],
+        vector=unpack_vector(vec),
+        doc_vector=unpack_vector(dvec),
+    )

@@ -37,15 +37,33 @@ def catalog() -> None:
     default=None,
     help="Where to write rejected rows [default: HOME/rejects/].",
 )
+@click.option(
+    "--encoding",
+    default=None,
+    help="Read a FILE that is not UTF-8, e.g. gb18030 [default: UTF-8, with or without a BOM].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @common_options
 def catalog_ingest(
-    settings: Settings, file: Path, fmt: str | None, batch_size: int, rejects: Path | None, as_json: bool
+    settings: Settings,
+    file: Path,
+    fmt: str | None,
+    batch_size: int,
+    rejects: Path | None,
+    encoding: str | None,
+    as_json: bool,
 ) -> None:
-    """Upsert products from a JSONL, JSON or CSV FILE; bad rows go to a rejects file."""
+    """Upsert products from a JSONL, JSON or CSV FILE; bad rows go to a rejects file.
+
+    Exits 2, saying why, when FILE holds no products or cannot be read as a catalog at all."""
     with build_stack(settings) as stack:
         report = stack.ingest(
-            file, fmt=fmt, batch_size=batch_size, progress=sys.stderr.isatty() or not as_json, rejects_path=rejects
+            file,
+            fmt=fmt,
+            batch_size=batch_size,
+            progress=sys.stderr.isatty() or not as_json,
+            rejects_path=rejects,
+            encoding=encoding,
         )
     show(
         report.summary(),
@@ -61,8 +79,18 @@ def catalog_ingest(
             total="rejected",
         ),
         Line("rejected rows written to {rejects_file}", err=True, when="rejects_file"),
+        Rows(
+            "first_duplicates",
+            "  line {line}: id {id!r} was already on line {first_line}; the later row (line {line}) wins",
+            limit=10,
+            err=True,
+            more="  ... and {rest} more repeated ids",
+            total="duplicates",
+        ),
         seconds=report.seconds,
     )
+    if report.fatal:
+        raise UsageError(report.fatal)
 
 
 @catalog.command("delete")
@@ -88,6 +116,12 @@ def catalog_get(settings: Settings, product_id: str) -> None:
     """Print one product as JSON."""
     with build_stack(settings) as stack:
         product = stack.catalog.get(product_id)
+        unreadable = None if product is not None else stack.catalog.unreadable.get(product_id)
+    if unreadable is not None:
+        raise UsageError(
+            f"Product {product_id!r} is stored under {settings.home} but cannot be read ({unreadable}): "
+            f"ingest a corrected row for it, or `shopassist catalog delete {product_id}`."
+        )
     if product is None:
         raise UsageError(f"No product with id {product_id!r} under {settings.home}.")
     dump(product.record())
@@ -110,8 +144,18 @@ def catalog_stats(settings: Settings, as_json: bool) -> None:
             "language": dict(Counter(p.language for p in products)),
             "currency": dict(Counter(p.currency for p in products)),
             "top_categories": dict(Counter((p.category_levels or ["(none)"])[0] for p in products).most_common(15)),
+            "unreadable_rows": len(cat.unreadable),
         }
+        unreadable = dict(list(cat.unreadable.items())[:20])
     show(stats, as_json, Rows(None, "{key}: {value}"))
+    if unreadable:
+        click.echo(
+            "stored rows that cannot be read (left out of search; ingest corrected rows or "
+            "`shopassist catalog delete` them):",
+            err=True,
+        )
+        for pid, reason in unreadable.items():
+            click.echo(f"  {pid!r}: {reason}", err=True)
 
 
 @catalog.command("reindex")
@@ -204,6 +248,8 @@ def demo(settings: Settings, catalog_file: Path | None, top_k: int) -> None:
     with build_stack(settings, catalog_file=source, progress=True) as stack:
         report = stack.ingest_report
         assert report is not None
+        if report.fatal:
+            raise UsageError(report.fatal)
         click.echo(
             f"catalog ready: {len(stack.catalog)} products ({report.added} added, {report.updated} updated, "
             f"{report.rejected} rejected)",

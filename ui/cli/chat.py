@@ -38,6 +38,10 @@ def ui_command(settings: Settings, llm_settings: Any, catalog_file: Path | None,
     with build_stack(settings, llm=llm_settings, catalog_file=source, progress=True) as stack:
         report = stack.ingest_report
         assert report is not None
+        if report.fatal and not len(stack.catalog):
+            raise UsageError(f"{report.fatal}; the chat needs a catalog to search.")
+        if report.fatal:
+            click.echo(f"warning: {report.fatal}; serving the {len(stack.catalog)} products already stored", err=True)
         click.echo(
             f"catalog ready: {len(stack.catalog)} products ({report.added} added, {report.rejected} rejected)", err=True
         )
