@@ -20,21 +20,29 @@ Under ``settings.home``:
 | ``events``  | ``ranking.events.SQLiteEventLog``      | HOME/events.sqlite                  |
 | ``ranker``  | ``ranking.ranker.Ranker`` over ``events`` | (replays the log when built)     |
 | ``sessions``| ``assistant.state.SessionStore``       | HOME/sessions                       |
+| ``pseudonyms`` | ``shopassist.privacy.Pseudonyms``   | HOME/secret.key                     |
 | ``llm``     | ``assistant.llm.open_llm`` or the client passed in | (None without one)      |
 | ``agent``   | ``assistant.agent.ShoppingAgent``      | (catalog, sessions, llm, ranker)    |
 
 Nothing else in the project constructs these (tests may); the CLI, chat UI, HTTP API, evals and
 benchmarks all get them from here.
+
+Privacy: the session store and the event log name every session by its pseudonym (a keyed hash
+under HOME/secret.key) and delete what is older than ``settings.retention_days`` (when they open,
+then at most once an hour); ``forget`` / ``forget_session`` delete one shopper's session, events
+and in-memory profile; ``privacy_status`` says what is stored.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from shopassist.config import Settings
+from shopassist.privacy import SECRET_FILE, Pseudonyms, Retention
 
 if TYPE_CHECKING:
     from assistant.agent import ShoppingAgent
@@ -43,6 +51,7 @@ if TYPE_CHECKING:
     from assistant.state import SessionStore
     from ranking.events import SQLiteEventLog
     from ranking.ranker import Ranker
+    from ranking.session import SessionTracker
     from retrieval import Catalog, Embedder, HybridConfig, HybridRetriever, IngestReport
 
 EVENTS_FILE = "events.sqlite"
@@ -102,7 +111,7 @@ class Stack:
     def events(self) -> SQLiteEventLog:
         from ranking.events import SQLiteEventLog
 
-        return SQLiteEventLog(self._events_path)
+        return SQLiteEventLog(self._events_path, pseudonyms=self.pseudonyms, retention=self._retention())
 
     @cached_property
     def ranker(self) -> Ranker | None:
@@ -117,7 +126,15 @@ class Stack:
     def sessions(self) -> SessionStore:
         from assistant.state import SessionStore
 
-        return SessionStore(self._sessions_dir)
+        return SessionStore(self._sessions_dir, pseudonyms=self.pseudonyms, retention=self._retention())
+
+    @cached_property
+    def pseudonyms(self) -> Pseudonyms:
+        """Raw session id -> pseudonym, keyed by HOME/secret.key (created 0600 on first use)."""
+        return Pseudonyms.for_home(self.settings.home)
+
+    def _retention(self) -> Retention:
+        return Retention(days=self.settings.retention_days or None)
 
     @cached_property
     def llm(self) -> LLM | None:
@@ -169,6 +186,37 @@ class Stack:
         return other
 
     # -- operations ------------------------------------------------------------------------------
+    def forget(self, session_id: str) -> Forgotten:
+        """Delete one shopper's session file, events and (if this stack built them) in-memory
+        profile; ``session_id`` is the id the client used or its pseudonym."""
+        built = self.__dict__
+        ranker = built.get("ranker")
+        agent = built.get("agent")
+        return forget_session(
+            session_id,
+            sessions=self.sessions,
+            ranker=ranker,
+            events=None if ranker is not None else self.events,
+            behaviour=agent.behaviour if agent is not None else None,
+        )
+
+    def privacy_status(self) -> dict[str, Any]:
+        """What is stored about shoppers under this home, and for how long."""
+        sessions = self.sessions.stats()
+        events = self.events.stats()
+        return {
+            "home": str(self.settings.home),
+            "retention_days": self.settings.retention_days or None,
+            "sessions_dir": str(self._sessions_dir),
+            "sessions": sessions["sessions"],
+            "oldest_session_update": sessions["oldest_update"],
+            "events_file": str(self._events_path),
+            "events": events["events"],
+            "event_sessions": events["sessions"],
+            "oldest_event": events["oldest_event"],
+            "secret_file": str(self.settings.home / SECRET_FILE),
+        }
+
     def ingest(self, path: Path, **options: Any) -> IngestReport:
         """Upsert a catalog file (only new or changed rows are embedded); options go to ``ingest_file``."""
         from retrieval import ingest_file
@@ -197,6 +245,50 @@ class Stack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What ``forget_session`` deleted: the session's pseudonym, whether a session file was
+    there, how many events left the log, whether an in-memory profile was dropped."""
+
+    session: str
+    session_file: bool
+    events: int
+    profile: bool
+
+    @property
+    def anything(self) -> bool:
+        return self.session_file or self.events > 0 or self.profile
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "deleted": {"session_file": self.session_file, "events": self.events, "profile": self.profile},
+        }
+
+
+def forget_session(
+    session_id: str,
+    *,
+    sessions: SessionStore,
+    ranker: Ranker | None = None,
+    events: SQLiteEventLog | None = None,
+    behaviour: SessionTracker | None = None,
+) -> Forgotten:
+    """Delete one shopper everywhere they live: the session file (``sessions``), their events
+    (the ranker's log, or ``events`` without a ranker) and their in-memory profile (the ranker's,
+    or the agent's ``behaviour`` tracker without one); the ranker's shared knowledge is rebuilt
+    without them. ``session_id`` is the raw id or its pseudonym (an invalid one is a UsageError)."""
+    key = sessions.key(session_id)
+    ids = list(dict.fromkeys([session_id, key]))
+    had_file = sessions.delete(session_id)
+    deleted, had_profile = ranker.forget_session(*ids) if ranker is not None else (0, False)
+    if events is not None:
+        deleted += events.delete_sessions(ids)
+    if behaviour is not None and (ranker is None or behaviour is not ranker.sessions):
+        had_profile = any([behaviour.forget(sid) for sid in ids]) or had_profile
+    return Forgotten(key, had_file, deleted, had_profile)
 
 
 def build_stack(

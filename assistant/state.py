@@ -1,5 +1,6 @@
 """Conversation state: the constraints that persist across turns, and how a new message edits
-them. Persisted as one JSON file per session under ``HOME/sessions`` (atomic writes), so
+them. Persisted as one JSON file per session under ``HOME/sessions`` (atomic writes, 0600, named
+by the session's pseudonym, deleted after the retention period: ``SessionStore``), so
 ``shopassist ask --session ID`` continues where the last call stopped.
 
 How a parsed message edits the constraints (``apply``):
@@ -22,10 +23,10 @@ import json
 import os
 import re
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,6 +36,7 @@ from assistant.intent import KEEPS_NEED, Need, PriceChange, Relation, ShoppingIn
 from retrieval.tokenize import EN_STOPWORDS
 from shopassist.errors import UsageError
 from shopassist.models import Sort
+from shopassist.privacy import Retention, is_pseudonym, private_dir, purge_files, tighten, write_private
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
@@ -365,43 +367,115 @@ def edit_constraints(old: Need, edit: ConstraintEdit) -> Need:
 
 
 class SessionStore:
-    """One JSON file per session under ``folder``; writes are atomic (temp file + rename)."""
+    """One JSON file per session under ``folder``; writes are atomic (temp file + rename).
 
-    def __init__(self, folder: Path) -> None:
+    With ``pseudonyms`` (what the stack gives it) a session's file is named by its pseudonym and
+    holds the pseudonym, never the id the caller used: ``load("jane@example.com")`` reads
+    ``anon-….json`` and hands the state back under the id it was asked for. Files are 0600, the
+    folder 0700. With ``retention``, files last saved before its cutoff are deleted when the store
+    opens and then at most once an hour on a save; opening also renames files a version without
+    pseudonyms named by the raw id."""
+
+    def __init__(
+        self, folder: Path, *, pseudonyms: Callable[[str], str] | None = None, retention: Retention | None = None
+    ) -> None:
         self.folder = Path(folder)
+        self.pseudonyms = pseudonyms
+        self.retention = retention or Retention()
+        if self.folder.is_dir():
+            tighten(self.folder, 0o700)
+            if pseudonyms is not None:
+                self._rename_raw_files()
+        self.purge_if_due()
 
-    def _path(self, session_id: str) -> Path:
+    def key(self, session_id: str) -> str:
+        """The name the session is stored under (its pseudonym when the store has them)."""
         if not _SESSION_ID.match(session_id or ""):
             raise UsageError(f"Session id {session_id!r} is not valid: use 1-128 letters, digits or . _ : @ -")
-        return self.folder / f"{session_id}.json"
+        return self.pseudonyms(session_id) if self.pseudonyms is not None else session_id
+
+    def _path(self, session_id: str) -> Path:
+        return self.folder / f"{self.key(session_id)}.json"
 
     def load(self, session_id: str) -> SessionState:
         path = self._path(session_id)
         if not path.exists():
             return SessionState(session_id=session_id)
+        tighten(path, 0o600)
         try:
-            return SessionState.model_validate_json(path.read_text(encoding="utf-8"))
+            state = SessionState.model_validate_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             # A damaged session file must not block the shopper: start the session afresh,
             # keeping the damaged file aside for inspection.
             path.replace(path.with_suffix(f".damaged-{int(time.time())}.json"))
             return SessionState(session_id=session_id)
+        return state.model_copy(update={"session_id": session_id})
 
     def save(self, state: SessionState) -> None:
-        path = self._path(state.session_id)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        key = self.key(state.session_id)
+        private_dir(self.folder, fix=True)
         state.turns = state.turns[-50:]
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(state.model_dump_json())
-        os.replace(tmp, path)
+        stored = state.model_copy(update={"session_id": key})
+        write_private(self.folder / f"{key}.json", stored.model_dump_json().encode("utf-8"))
+        self.purge_if_due()
 
     def delete(self, session_id: str) -> bool:
-        path = self._path(session_id)
-        if path.exists():
-            path.unlink()
-            return True
-        return False
+        """Delete the session's file, its damaged copies, and a file named by the raw id (from a
+        version without pseudonyms); True when there was one."""
+        key = self.key(session_id)
+        names = {f"{key}.json", f"{session_id}.json"}
+        removed = False
+        for path in [*(self.folder / n for n in names), *self.folder.glob(f"{key}.damaged-*.json")]:
+            try:
+                path.unlink()
+                removed = True
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def purge_if_due(self) -> int:
+        """Apply the retention when a sweep is due (at start, then at most once an hour)."""
+        return self.purge() if self.retention.due() else 0
+
+    def purge(self) -> int:
+        """Delete every session file last saved before the retention cutoff; the number deleted."""
+        cutoff = self.retention.cutoff()
+        return purge_files(self.folder, cutoff) if cutoff is not None else 0
+
+    def stats(self) -> dict[str, Any]:
+        """How many session files there are and when the oldest was last saved (epoch seconds)."""
+        times = [p.stat().st_mtime for p in self.folder.glob("*.json")] if self.folder.is_dir() else []
+        return {"sessions": len(times), "oldest_update": min(times) if times else None}
+
+    def _rename_raw_files(self) -> None:
+        """Files named by a raw session id (written before pseudonyms) move to the pseudonym's name,
+        with the id inside replaced too; their time of last update is kept (for retention)."""
+        assert self.pseudonyms is not None
+        for path in self.folder.glob("*.json"):
+            stem = path.name[: -len(".json")]
+            if stem.startswith(".tmp-") or is_pseudonym(stem.split(".", 1)[0]):
+                continue
+            damaged = re.fullmatch(r"(.+)\.damaged-(\d+)", stem)
+            raw = damaged.group(1) if damaged else stem
+            key = self.pseudonyms(raw)
+            try:
+                info = path.stat()
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # another process moved it first
+            target = self.folder / f"{key}.damaged-{damaged.group(2) if damaged else int(time.time())}.json"
+            try:
+                if damaged is None:
+                    state = SessionState.model_validate_json(data)
+                    state = state.model_copy(update={"session_id": key})
+                    data, target = state.model_dump_json().encode("utf-8"), self.folder / f"{key}.json"
+            except ValueError:
+                pass  # kept aside as damaged, under the pseudonym
+            data = data.replace(f'"session_id":"{raw}"'.encode(), f'"session_id":"{key}"'.encode())
+            if not target.exists():
+                write_private(target, data)
+                os.utime(target, (info.st_atime, info.st_mtime))
+            path.unlink(missing_ok=True)
 
 
 def dumps(state: SessionState) -> str:

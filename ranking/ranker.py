@@ -22,9 +22,14 @@ reasons whose contribution moved it most, for the UI's "why this".
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -63,6 +68,58 @@ WARM_REFERENCE = 500  # popular items a cold item's popularity is borrowed from
 NEAR_DUPLICATE = 0.9  # cosine above which a product counts as a near-duplicate of a disliked one
 
 
+EVENT_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+
+
+@dataclass
+class RecordResult(AppendResult):
+    """``AppendResult`` plus the events skipped as retries of ones already recorded (same
+    ``event_id`` in the same session): ``(index in the batch, seq of the first recording)``,
+    the seq None for a repeat within the same batch."""
+
+    duplicates: list[tuple[int, int | None]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "duplicates": [{"index": i, "seq": seq} for i, seq in self.duplicates]}
+
+
+class RecentEventIds:
+    """The (session, event id) pairs recorded lately, for idempotent retries: at most ``size``
+    of them, none older than ``ttl_s`` (the oldest go first). Kept in memory: the event log has
+    no column for them, so a retry that comes after a restart of the server counts again."""
+
+    def __init__(self, size: int = 50_000, ttl_s: float = 86_400.0) -> None:
+        self.size = size
+        self.ttl_s = ttl_s
+        self._seen: OrderedDict[bytes, tuple[int | None, float]] = OrderedDict()
+
+    @staticmethod
+    def key(session_id: str, event_id: str) -> bytes:
+        return hashlib.blake2b(f"{session_id}\0{event_id}".encode(), digest_size=16).digest()
+
+    def __contains__(self, key: bytes) -> bool:
+        self._expire(time.monotonic())
+        return key in self._seen
+
+    def seq(self, key: bytes) -> int | None:
+        """The seq of the first recording of this key (None if unknown)."""
+        hit = self._seen.get(key)
+        return None if hit is None else hit[0]
+
+    def add(self, key: bytes, seq: int | None) -> None:
+        now = time.monotonic()
+        self._seen[key] = (seq, now)
+        self._seen.move_to_end(key)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        while self._seen and (len(self._seen) > self.size or now - next(iter(self._seen.values()))[1] > self.ttl_s):
+            self._seen.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
 def _z(values: np.ndarray) -> np.ndarray:
     if len(values) < 2:
         return np.zeros_like(values)
@@ -96,18 +153,74 @@ class Ranker:
         self.knowledge = knowledge or SharedKnowledge()
         self.sessions = SessionTracker(log)
         self._lock = threading.Lock()
+        self._record_lock = threading.Lock()  # duplicate check, append and id registration as one step
+        self.event_ids = RecentEventIds()
         self._warm_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
         if log is not None:  # the shared knowledge is rebuilt by replaying the whole log
             self.knowledge.observe_all(log.replay())
 
     # -- events --------------------------------------------------------------------------------
-    def record(self, events: Iterable[Event | Mapping[str, Any]]) -> AppendResult:
-        """Validate, write durably, then apply. Invalid events are returned with their reasons."""
-        result = self.log.append(events) if self.log is not None else validate_events(events)
-        with self._lock:
-            for e in result.accepted:
-                self.sessions.observe(e)
-                self.knowledge.observe(e)
+    def record(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        known_product: Callable[[str], bool] | None = None,
+    ) -> RecordResult:
+        """Validate, write durably, then apply. Invalid events are returned with their reasons.
+
+        An event may carry an ``event_id`` (1-128 letters, digits or . _ : @ -): a second event
+        with the same id in the same session within the dedupe window (``event_ids``) is not
+        recorded again but reported in ``duplicates``, so a client can retry safely after a lost
+        answer. With ``known_product``, an event about a product it does not know is refused."""
+        result = RecordResult()
+        with self._record_lock:
+            kept: list[int] = []
+            clean: list[Event | Mapping[str, Any]] = []
+            keys: list[bytes | None] = []
+            batch: dict[bytes, int] = {}
+            for i, raw in enumerate(events):
+                key = None
+                if isinstance(raw, Mapping):
+                    if "event_id" in raw:
+                        raw = dict(raw)
+                        event_id = raw.pop("event_id")
+                        if event_id is not None:
+                            if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
+                                result.rejected.append((i, "event_id must be 1-128 letters, digits or . _ : @ -"))
+                                continue
+                            key = RecentEventIds.key(str(raw.get("session_id")), event_id)
+                            if key in batch:
+                                result.duplicates.append((i, None))
+                                continue
+                            if key in self.event_ids:
+                                result.duplicates.append((i, self.event_ids.seq(key)))
+                                continue
+                            batch[key] = i
+                    product = raw.get("product_id")
+                    if (
+                        known_product is not None
+                        and raw.get("type") != "search"
+                        and isinstance(product, str)
+                        and product.strip()
+                        and not known_product(product)
+                    ):
+                        result.rejected.append((i, f"product_id: no product with id {product[:80]!r} in the catalog"))
+                        continue
+                kept.append(i)
+                clean.append(raw)
+                keys.append(key)
+            appended = self.log.append(clean) if self.log is not None else validate_events(clean)
+            refused = {j for j, _ in appended.rejected}
+            result.rejected += [(kept[j], reason) for j, reason in appended.rejected]
+            result.rejected.sort()
+            result.accepted = appended.accepted
+            landed = [j for j in range(len(clean)) if j not in refused]
+            for j, event in zip(landed, appended.accepted, strict=True):
+                if (key := keys[j]) is not None:
+                    self.event_ids.add(key, event.seq)
+            with self._lock:
+                for e in result.accepted:
+                    self.sessions.observe(e)
+                    self.knowledge.observe(e)
         return result
 
     def catch_up(self) -> int:
@@ -119,6 +232,29 @@ class Ranker:
 
     def profile(self, session_id: str) -> SessionProfile:
         return self.sessions.profile(session_id)
+
+    def forget_session(self, *session_ids: str) -> tuple[int, bool]:
+        """Forget sessions (each id as the caller knows it: raw or pseudonym): their events leave
+        the log, their profiles leave memory, and the shared knowledge is rebuilt from what the log
+        still holds (as a restart would), so nothing they did or typed stays in it. Without a log
+        only their per-session state leaves the knowledge. Returns (events deleted, whether a
+        profile was in memory). A knowledge seeded by ``learn_sessions`` loses that seed."""
+        with self._record_lock:
+            delete = getattr(self.log, "delete_sessions", None)
+            deleted = int(delete(session_ids)) if delete is not None else 0
+            fresh = None
+            if self.log is not None:
+                fresh = SharedKnowledge(self.knowledge.params, limits=self.knowledge.limits)
+                fresh.observe_all(self.log.replay())
+            with self._lock:
+                had = [self.sessions.forget(sid) for sid in session_ids]
+                if fresh is not None:
+                    self.knowledge = fresh
+                    self._warm_cache = None
+                else:
+                    for sid in session_ids:
+                        self.knowledge.forget_session(sid)
+        return deleted, any(had)
 
     # -- ranking -------------------------------------------------------------------------------
     def features(

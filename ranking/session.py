@@ -5,6 +5,10 @@ every newer positive event decays the older ones, so a new query or click shifts
 without erasing it), the disliked items, and the recent queries. ``SessionTracker`` holds the
 profiles of active sessions in memory and catches up from the event log before each use, so an
 event written by another process changes this process's next ranking too.
+
+Memory is bounded: the tracker keeps ``max_sessions`` profiles (LRU), and a profile keeps at most
+``MAX_INTEREST`` interest weights (the weakest are dropped: every newer event decays them anyway),
+the last ``MAX_DISLIKED`` dislikes, and ``MAX_ITEMS`` carted and purchased items each.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from shopassist.models import Event, EventType
 
 DECAY = 0.8  # older interests keep 80% of their weight per newer positive event
 QUERY_DECAY = 0.7  # a new search keeps 70% of the interests from before it
+MAX_INTEREST = 100  # interest weights kept per session (cut back to this at twice as many)
+MAX_DISLIKED = 200  # the most recent dislikes kept per session
+MAX_ITEMS = 200  # carted / purchased items remembered per session
 
 
 @dataclass
@@ -46,20 +53,24 @@ class SessionProfile:
         if event.type == EventType.dislike:
             if item not in self.disliked:
                 self.disliked.append(item)
+                del self.disliked[:-MAX_DISLIKED]
             self.interest.pop(item, None)
             self.order = [i for i in self.order if i != item]
             return
         for k in self.interest:
             self.interest[k] *= DECAY
         self.interest[item] = self.interest.get(item, 0.0) + EVENT_WEIGHT[event.type]
+        if len(self.interest) >= 2 * MAX_INTEREST:
+            keep = set(sorted(self.interest, key=lambda k: -self.interest[k])[:MAX_INTEREST])
+            self.interest = {k: v for k, v in self.interest.items() if k in keep}
         if item in self.disliked:  # clicking it again takes the dislike back
             self.disliked.remove(item)
         if not self.order or self.order[-1] != item:
             self.order.append(item)
             self.order = self.order[-50:]
-        if event.type == EventType.add_to_cart:
+        if event.type == EventType.add_to_cart and len(self.carted) < MAX_ITEMS:
             self.carted.add(item)
-        elif event.type == EventType.purchase:
+        elif event.type == EventType.purchase and len(self.purchased) < MAX_ITEMS:
             self.purchased.add(item)
 
     def top_interests(self, n: int = 10) -> list[tuple[str, float]]:
@@ -99,6 +110,20 @@ class SessionTracker:
         else:
             self._profiles.move_to_end(session_id)
         return profile
+
+    def forget(self, session_id: str) -> bool:
+        """Drop the session's profile from memory (privacy: the shopper asked to be forgotten),
+        under whichever id it is kept: with a log that has ``key`` (pseudonyms), every profile
+        whose id has the same key goes. True when a dropped profile held events."""
+        key = getattr(self.log, "key", None)
+        with self._lock:
+            if key is None:
+                names = [session_id] if session_id in self._profiles else []
+            else:
+                target = key(session_id)
+                names = [sid for sid in self._profiles if key(sid) == target]
+            dropped = [self._profiles.pop(sid) for sid in names]
+        return any(p.events for p in dropped)
 
     def profile(self, session_id: str, catch_up: bool = True) -> SessionProfile:
         """The session's profile, after applying events another process appended since."""

@@ -12,12 +12,21 @@
 | embedder_model     | SHOPASSIST_EMBEDDER_MODEL     | (openai backend)         |
 | embedder_api_key   | SHOPASSIST_EMBEDDER_API_KEY   | (openai backend)         |
 | threads            | SHOPASSIST_THREADS            | 2                        |
+| retention_days     | SHOPASSIST_RETENTION_DAYS     | 30 (0: keep forever)     |
+| api_secret         | SHOPASSIST_API_SECRET         | (HOME/api_secret)        |
+| allowed_hosts      | SHOPASSIST_ALLOWED_HOSTS      | (localhost names only)   |
+| trusted_proxies    | SHOPASSIST_TRUSTED_PROXIES    | (none)                   |
+
+``api_secret`` signs the API's session tokens; ``allowed_hosts`` (comma-separated names, ``*`` for
+any) are ``Host`` headers the API accepts besides localhost; ``trusted_proxies`` (comma-separated
+addresses or CIDR networks) are the proxies whose ``X-Forwarded-For`` the API believes.
 
 Data and indexes live under ``home``; nothing is ever written inside the installed package.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -46,6 +55,10 @@ class Settings:
     embedder_model: str | None = None
     embedder_api_key: str | None = None
     threads: int = 2
+    retention_days: int = 30  # sessions and events older than this are deleted (0: kept until deleted)
+    api_secret: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDER_BACKENDS:
@@ -62,6 +75,19 @@ class Settings:
             )
         if self.threads < 1:
             raise UsageError(f"threads must be at least 1 (got {self.threads}).")
+        if not (0 <= self.retention_days <= 36500):
+            raise UsageError(
+                f"retention days must be 0-36500 (got {self.retention_days}); 0 keeps sessions and events "
+                "until deleted (--retention-days or SHOPASSIST_RETENTION_DAYS)."
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise UsageError(
+                    f"trusted proxy {proxy!r} is not an IP address or network, e.g. 10.0.0.1 or 10.0.0.0/8 "
+                    "(SHOPASSIST_TRUSTED_PROXIES)."
+                ) from None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -80,6 +106,10 @@ class Settings:
             "embedder_model": "SHOPASSIST_EMBEDDER_MODEL",
             "embedder_api_key": "SHOPASSIST_EMBEDDER_API_KEY",
             "threads": "SHOPASSIST_THREADS",
+            "retention_days": "SHOPASSIST_RETENTION_DAYS",
+            "api_secret": "SHOPASSIST_API_SECRET",
+            "allowed_hosts": "SHOPASSIST_ALLOWED_HOSTS",
+            "trusted_proxies": "SHOPASSIST_TRUSTED_PROXIES",
         }
         for key, env_name in env_map.items():
             value = overrides.get(key)
@@ -87,11 +117,13 @@ class Settings:
                 value = _env(env_name)
             if value is None:
                 continue
-            if key in ("chroma_port", "threads"):
+            if key in ("chroma_port", "threads", "retention_days"):
                 try:
                     value = int(value)
                 except (TypeError, ValueError):
                     raise UsageError(f"{env_name} must be an integer (got {value!r}).") from None
+            if key in ("allowed_hosts", "trusted_proxies") and isinstance(value, str):
+                value = tuple(v.strip() for v in value.split(",") if v.strip())
             values[key] = value
         return cls(**values)
 
@@ -113,7 +145,7 @@ class Settings:
 
     def ensure_home(self) -> Path:
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new home is the owner's alone
         except OSError as exc:
             raise UsageError(
                 f"Cannot create the data folder {self.home}: {exc.strerror}. "

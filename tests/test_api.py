@@ -57,7 +57,8 @@ def test_tools_are_listed_as_openai_functions_and_callable(client):
     ],
 )
 def test_requests_that_do_not_validate_get_a_4xx_that_says_why(client, path, body, status, words):
-    res = client.post(path, json=body)
+    headers = {"X-API-Key": KEY} if path == "/v1/events" else {}  # events need the key or a session token
+    res = client.post(path, json=body, headers=headers)
     assert res.status_code == status
     assert words in res.json()["error"]["message"]
 
@@ -102,12 +103,15 @@ def test_events_change_the_next_answer_and_bad_ones_are_reported(client):
         "/v1/chat/completions", json={"user": "ev", "messages": [{"role": "user", "content": "羽绒服"}]}
     )
     shown = first.json()["shopassist"]["products"]
+    token = first.json()["shopassist"]["session_token"]  # the chat issued this session's token
+    assert first.headers["X-Session-Token"] == token
     res = client.post(
         "/v1/events",
         json=[
             {"session_id": "ev", "type": "dislike", "product_id": shown[0]},
             {"session_id": "ev", "type": "teleport", "product_id": shown[1]},
         ],
+        headers={"X-Session-Token": token},
     )
     assert res.status_code == 200 and res.json()["accepted"] == 1
     assert res.json()["rejected"][0]["index"] == 1

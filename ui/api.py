@@ -6,14 +6,26 @@ catalog writes, for other programs. ``shopassist serve`` runs it with uvicorn on
   the session is the ``X-Session-Id`` header or the ``user`` field; the shown products are in
   the response's ``shopassist`` field (ids, cards, intent, expansions).
 * ``POST /v1/events``: one event or a list; each invalid one is reported with its index and reason.
+  An event is accepted only for a session the server issued: with that session's token (the chat
+  response carries it in ``shopassist.session_token`` and the ``X-Session-Token`` header; send
+  it back as ``X-Session-Token``), or with the API key (server-to-server, any session). Token
+  writes are capped per request and rate-limited per session and per client; an optional
+  ``event_id`` makes a retry idempotent (``ranking.ranker.Ranker.record``).
+  ``POST /v1/tools/record_feedback`` follows the same rule.
 * ``PUT`` / ``DELETE /v1/catalog/products/{id}``, ``POST /v1/catalog/products:bulk``: need the API
   key (``SHOPASSIST_API_KEY``) as ``Authorization: Bearer KEY`` or ``X-API-Key``; without a key
   configured, writes are refused. Reads are open (the server binds 127.0.0.1 by default).
+* ``DELETE /v1/sessions/{id}`` (API key): forget one shopper: their session, events and profile.
+  The server keeps a session id only as its pseudonym (a keyed hash, ``shopassist.privacy``),
+  in memory too; ``id`` may be either form, and the session token carries the pseudonym.
 
 Every error is JSON ``{"error": {"type", "message"}}`` with a 4xx that says what is wrong; a
 failure inside the server is a 500 with a generic message (the trace goes to the log, never to
-the client). Bodies over ``max_body_bytes`` get 413; each client gets ``rate_per_minute``
-requests per minute (429 with ``Retry-After`` beyond it).
+the client). Bodies over ``max_body_bytes`` get 413 (counted as read, chunked ones too); each
+client (the verified API key, else the address; ``X-Forwarded-For`` only from
+``trusted_proxies``) gets ``rate_per_minute`` requests per minute (429 with ``Retry-After``
+beyond it). Bound to localhost, the server answers only to a localhost ``Host`` header (or
+``allowed_hosts``): see ``ui.api_guard``.
 """
 
 from __future__ import annotations
@@ -24,21 +36,34 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from assistant.agent import ShoppingAgent
 from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, final_result
+from assistant.stack import forget_session
 from ranking.ranker import Ranker
 from retrieval import Catalog
 from shopassist.errors import ShopAssistError, UsageError
 from shopassist.models import SESSION_ID, Product
+from ui.api_guard import (
+    RateLimiter,
+    RequestGate,
+    SessionTokens,
+    clean_message,
+    client_key,
+    load_secret,
+    lone_surrogate,
+    parse_networks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +94,7 @@ class EventIn(BaseModel):
     product_id: str | None = None
     query: str | None = None
     ts: float | None = None
+    event_id: str | None = Field(default=None, max_length=128, description="client id: a retry counts once")
 
 
 class BulkProducts(BaseModel):
@@ -87,27 +113,6 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
 
 
-class RateLimiter:
-    """A token bucket per client: ``rate_per_minute`` sustained, bursts up to ``burst``."""
-
-    def __init__(self, rate_per_minute: int, burst: int | None = None) -> None:
-        self.rate = rate_per_minute / 60.0
-        self.burst = float(burst or max(10, rate_per_minute // 6))
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, client: str) -> tuple[bool, float]:
-        now = time.monotonic()
-        with self._lock:
-            tokens, at = self._buckets.get(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - at) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[client] = (tokens - 1.0, now)
-                return True, 0.0
-            self._buckets[client] = (tokens, now)
-            return False, (1.0 - tokens) / self.rate if self.rate > 0 else 60.0
-
-
 def create_app(
     catalog: Catalog,
     agent: ShoppingAgent,
@@ -116,40 +121,133 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = 2_000_000,
     rate_per_minute: int = 600,
+    session_secret: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    trusted_proxies: Sequence[str] | None = None,
+    events_per_session_per_minute: int = 120,
+    events_per_client_per_minute: int = 1200,
+    chats_per_client_per_minute: int = 60,
+    max_events_per_request: int = 100,
 ) -> FastAPI:
-    """The API over one catalog and agent (the agent's tools and ranker are the ones served)."""
+    """The API over one catalog and agent (the agent's tools and ranker are the ones served).
+
+    ``session_secret``, ``allowed_hosts`` and ``trusted_proxies`` default to the catalog's
+    settings (``SHOPASSIST_API_SECRET``, ``SHOPASSIST_ALLOWED_HOSTS``,
+    ``SHOPASSIST_TRUSTED_PROXIES``); without a configured secret, one is kept in
+    ``HOME/api_secret``. Events written with a session token: at most
+    ``max_events_per_request`` per request and ``events_per_session_per_minute`` per session,
+    ``events_per_client_per_minute`` per client; API-key writes take up to 5000 per request. A
+    client without the key gets ``chats_per_client_per_minute`` chat turns (each issues a session
+    token, so this also bounds how fast one client can get tokens for new sessions)."""
     app = FastAPI(
         title="shopassist API",
         version=API_VERSION,
         description="Tools, chat, behaviour events and catalog writes of the shopassist shopping assistant.",
     )
+    settings = getattr(catalog, "settings", None)
+    home: Path | None = getattr(settings, "home", None)
+    if allowed_hosts is None:
+        allowed_hosts = getattr(settings, "allowed_hosts", ())
+    trusted = parse_networks(
+        trusted_proxies if trusted_proxies is not None else getattr(settings, "trusted_proxies", ())
+    )
+    tokens = SessionTokens(load_secret(home, session_secret or getattr(settings, "api_secret", None)))
     limiter = RateLimiter(rate_per_minute)
+    session_events = RateLimiter(events_per_session_per_minute, burst=max(max_events_per_request, 10))
+    client_events = RateLimiter(events_per_client_per_minute, burst=max(events_per_client_per_minute // 2, 10))
+    chats = RateLimiter(chats_per_client_per_minute, burst=max(chats_per_client_per_minute // 3, 10))
+    app.state.limiters = {
+        "requests": limiter,
+        "session_events": session_events,
+        "client_events": client_events,
+        "chats": chats,
+    }
+    app.state.session_tokens = tokens
+    app.state.trusted = trusted
     turn_lock = threading.Lock()  # one agent turn at a time: the embedded LLM has 2 cores anyway
     ranker = ranker or agent.ranker
 
-    # -- cross-cutting: body size, rate limit, errors ---------------------------------------------
+    # -- who is asking: the verified API key, or a session token (checked before any body) ------
+    def key_given(request: Request) -> str:
+        given = request.headers.get("x-api-key") or ""
+        auth = request.headers.get("authorization") or ""
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        return given
+
+    def key_valid(request: Request) -> bool:
+        given = key_given(request)
+        return bool(api_key and given and secrets.compare_digest(given.encode(), api_key.encode()))
+
+    def needs(method: str, path: str) -> str | None:
+        """What a route needs before its body is even parsed: the API key, or a writer (the key
+        or a session token)."""
+        if (method in ("PUT", "DELETE") and path.startswith("/v1/catalog/products/")) or (
+            method == "POST" and path == "/v1/catalog/products:bulk"
+        ):
+            return "key"
+        if method == "POST" and path in ("/v1/events", "/v1/tools/record_feedback"):
+            return "writer"
+        return None
+
+    def too_many(wait: float, what: str = "requests") -> JSONResponse:
+        return _error(
+            429, "rate_limited", f"too many {what}; retry in {wait:.1f} s", {"Retry-After": str(int(wait) + 1)}
+        )
+
+    # -- cross-cutting: rate limit, who is asking, bad text, errors (size and Host: RequestGate)
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > max_body_bytes
-            except ValueError:
-                return _error(400, "invalid_request", "Content-Length is not a number")
-            if too_big:
-                return _error(413, "too_large", f"request body over {max_body_bytes} bytes")
-        client = request.client.host if request.client else "unknown"
-        client = request.headers.get("x-api-key", "")[:8] + "@" + client
+        keyed = key_valid(request)
+        peer = request.client.host if request.client else None
+        client = "key" if keyed else client_key(peer, request.headers.get("x-forwarded-for"), trusted)
         ok, wait = limiter.allow(client)
         if not ok:
-            return _error(
-                429, "rate_limited", f"too many requests; retry in {wait:.1f} s", {"Retry-After": str(int(wait) + 1)}
-            )
+            return too_many(wait)
+        request.state.client = client
+        request.state.keyed = keyed
+        request.state.session = None  # the session a valid session token is for
+        need = needs(request.method, request.scope["path"])
+        if need == "key" and (denied := require_key(request)) is not None:
+            return denied
+        if need == "writer" and not keyed:
+            token = request.headers.get("x-session-token")
+            if not token:
+                return _error(
+                    401,
+                    "unauthorized",
+                    "recording events needs the session token the chat endpoint issued for that session "
+                    "(send it as X-Session-Token; POST /v1/chat/completions returns it in shopassist.session_token "
+                    "and the X-Session-Token header) or the API key (Authorization: Bearer KEY or X-API-Key)",
+                )
+            session = tokens.verify(token)
+            if session is None:
+                return _error(
+                    401,
+                    "unauthorized",
+                    "the session token is not valid or has expired: take the fresh one from the last "
+                    "POST /v1/chat/completions of this session (X-Session-Token)",
+                )
+            request.state.session = session
         try:
+            if request.method in ("POST", "PUT", "PATCH"):
+                where = lone_surrogate(await request.body())
+                if where is not None:
+                    return _error(
+                        422,
+                        "invalid_request",
+                        f"{where}: the text holds an unpaired UTF-16 surrogate escape (like \\ud800), "
+                        "which is not valid Unicode; send the text as valid UTF-8 or escape both halves of the pair",
+                    )
             return await call_next(request)
+        except ClientDisconnect:  # the client went, or RequestGate cut an oversized body (and answered 413)
+            return _error(400, "invalid_request", "the request body was not received in full")
         except Exception:
             log.exception("request failed: %s %s", request.method, request.url.path)
             return _error(500, "server_error", "the server failed to handle this request; it has been logged")
+
+    # added last, so it runs first: Host check and body limit before anything reads the request
+    app.add_middleware(RequestGate, max_body_bytes=max_body_bytes, allowed_hosts=tuple(allowed_hosts))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -157,7 +255,7 @@ def create_app(
             f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('msg')}"
             for e in exc.errors()[:10]
         )
-        return _error(422, "invalid_request", problems)
+        return _error(422, "invalid_request", clean_message(problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -176,42 +274,73 @@ def create_app(
     def require_key(request: Request) -> JSONResponse | None:
         if not api_key:
             return _error(403, "forbidden", "catalog writes are disabled: start the server with SHOPASSIST_API_KEY set")
-        given = request.headers.get("x-api-key") or ""
-        auth = request.headers.get("authorization") or ""
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not given or not secrets.compare_digest(given.encode(), api_key.encode()):
+        if not key_valid(request):
             return _error(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY or X-API-Key)")
         return None
+
+    def wrong_session(index: int, given: Any, session: str) -> str:
+        return (
+            f"event {index} is for session {str(given)[:128]!r}, but the session token is for {session!r}: "
+            "a session token records events for its own session only"
+        )
+
+    def event_budget(request: Request, session: str, n: int) -> JSONResponse | None:
+        """Token writes: ``n`` events against this session's and this client's event rates."""
+        ok, wait = session_events.allow(session, n)
+        if not ok:
+            return too_many(wait, f"events for session {session!r}")
+        ok, wait = client_events.allow(request.state.client, n)
+        return None if ok else too_many(wait, "events from this client")
 
     # -- tools ----------------------------------------------------------------------------------
     @app.get("/v1/tools", summary="The tools as OpenAI function schemas")
     def list_tools() -> dict[str, Any]:
         return {"object": "list", "data": agent.tools.schemas()}
 
+    def private_id(session_id: Any) -> Any:
+        """A valid session id's pseudonym (all the server keeps, in memory too); an invalid one
+        is passed on for the validation to refuse with its reason."""
+        if isinstance(session_id, str) and SESSION_ID.match(session_id):
+            return agent.sessions.key(session_id)
+        return session_id
+
     @app.post("/v1/tools/{name}", summary="Call one tool with its JSON arguments")
-    def call_tool(name: str, arguments: dict[str, Any]) -> JSONResponse:
+    def call_tool(name: str, arguments: dict[str, Any], request: Request) -> JSONResponse:
+        if "session_id" in arguments:
+            arguments = {**arguments, "session_id": private_id(arguments["session_id"])}
+        session = request.state.session
+        if name == "record_feedback" and session is not None:  # a session token: its own session only
+            arguments.setdefault("session_id", session)
+            if arguments["session_id"] != session:
+                return _error(403, "forbidden", wrong_session(0, arguments["session_id"], session))
+            if (denied := event_budget(request, session, 1)) is not None:
+                return denied
         with turn_lock:
             result = agent.tools.call(name, arguments)
         if result.ok:
             return JSONResponse({"tool": name, "ok": True, "data": json.loads(json.dumps(result.data, default=str))})
         status = {"unknown_tool": 404, "invalid_arguments": 422, "not_found": 404}.get(result.error_kind or "", 409)
-        return _error(status, result.error_kind or "failed", result.error or "the tool failed")
+        return _error(status, result.error_kind or "failed", clean_message(result.error or "the tool failed"))
 
     # -- chat -----------------------------------------------------------------------------------
     def session_of(request: Request, body: ChatRequest) -> str:
         sid = request.headers.get("x-session-id") or body.user or f"api-{uuid.uuid4().hex[:12]}"
         if not SESSION_ID.match(sid):
             raise UsageError("session id (X-Session-Id or user) must be 1-128 letters, digits or . _ : @ -")
-        return sid
+        return str(private_id(sid))
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible chat: one shopping turn", response_model=None)
-    def chat(request: Request, body: ChatRequest) -> Any:
+    def chat(request: Request, body: ChatRequest, response: Response) -> Any:
         users = [m for m in body.messages if m.role == "user"]
         if not users or not _text(users[-1].content).strip():
             raise UsageError("messages must contain a user message with text")
         message = _text(users[-1].content)
         session_id = session_of(request, body)
+        if not request.state.keyed:
+            ok, wait = chats.allow(request.state.client)
+            if not ok:
+                return too_many(wait, "chat turns from this client")
+        token = tokens.issue(session_id)  # what lets this session's client record its events
         created = int(time.time())
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
@@ -221,6 +350,7 @@ def create_app(
 
         if not body.stream:
             result = final_result(run())
+            response.headers["X-Session-Token"] = token
             return {
                 "id": cid,
                 "object": "chat.completion",
@@ -229,7 +359,7 @@ def create_app(
                 "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": result.reply}, "finish_reason": "stop"}
                 ],
-                "shopassist": _turn_payload(result),
+                "shopassist": {**_turn_payload(result), "session_token": token},
             }
 
         def sse() -> Iterator[str]:
@@ -254,29 +384,57 @@ def create_app(
                         # the grounded reply only (raw model deltas could still be replaced)
                         yield chunk({"content": event.text})
                     elif isinstance(event, DoneEvent):
-                        yield chunk({}, "stop", _turn_payload(event.result))
+                        yield chunk({}, "stop", {**_turn_payload(event.result), "session_token": token})
             except ShopAssistError as exc:
                 err = {"error": {"type": "backend_unavailable", "message": str(exc)}}
                 yield f"data: {json.dumps(err)}\n\n"
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(sse(), media_type="text/event-stream")
+        return StreamingResponse(sse(), media_type="text/event-stream", headers={"X-Session-Token": token})
 
     # -- events ---------------------------------------------------------------------------------
     @app.post("/v1/events", summary="Behaviour events: one object or a list")
-    def events(payload: EventIn | list[EventIn]) -> JSONResponse:
+    def events(payload: EventIn | list[EventIn], request: Request) -> JSONResponse:
         items = payload if isinstance(payload, list) else [payload]
-        if len(items) > 5000:
-            raise UsageError("at most 5000 events per request")
+        session = request.state.session  # None: written with the API key
+        cap = 5000 if session is None else max_events_per_request
+        if len(items) > cap:
+            how = "with the API key" if session is None else "with a session token"
+            raise UsageError(f"at most {cap} events per request {how} (got {len(items)}); send them in smaller lists")
         if ranker is None:
             return _error(503, "backend_unavailable", "this server records no events (no ranker)")
         raw = [e.model_dump(exclude_none=True) for e in items]
-        result = ranker.record(raw)
+        for event in raw:
+            if "session_id" in event:
+                event["session_id"] = private_id(event["session_id"])
+        if session is not None:
+            for i, event in enumerate(raw):
+                event.setdefault("session_id", session)
+                if event["session_id"] != session:
+                    return _error(403, "forbidden", wrong_session(i, event["session_id"], session))
+            if (denied := event_budget(request, session, len(raw))) is not None:
+                return denied
+        named = {e["product_id"] for e in raw if isinstance(e.get("product_id"), str)}
+        known = {pid for pid in named if catalog.get(pid) is not None}  # each product looked up once
+        result = ranker.record(raw, known_product=known.__contains__)
         body = result.summary()
-        if not result.accepted:
+        if not result.accepted and not result.duplicates:
             reason = "; ".join(f"event {i}: {r}" for i, r in result.rejected[:5])
             return _error(422, "invalid_request", reason)
         return JSONResponse(body, status_code=200)
+
+    # -- privacy ----------------------------------------------------------------------------------
+    @app.delete("/v1/sessions/{session_id}", summary="Forget one shopper: session, events, profile (API key)")
+    def forget(session_id: str, request: Request) -> JSONResponse:
+        if (denied := require_key(request)) is not None:
+            return denied
+        if not SESSION_ID.match(session_id):
+            raise UsageError("session id must be 1-128 letters, digits or . _ : @ -")
+        with turn_lock:
+            gone = forget_session(session_id, sessions=agent.sessions, ranker=ranker, behaviour=agent.behaviour)
+        if not gone.anything:
+            return _error(404, "not_found", "nothing is stored for this session id")
+        return JSONResponse(gone.public())
 
     # -- catalog ----------------------------------------------------------------------------------
     @app.get("/v1/catalog/products/{product_id}", summary="One product record")

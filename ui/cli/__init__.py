@@ -7,7 +7,7 @@ Exit codes: 0 success, 1 a runtime failure, 2 a usage error (bad arguments, miss
 The top layer: commands get every piece from ``assistant.stack``; nothing imports this package.
 ``options`` (shared flags), ``output`` (the one way to print a result), and one module per
 command group: ``catalog`` (catalog, search, demo), ``chat`` (ask, edit, ui, serve), ``events``
-(event), ``evals`` (eval).
+(event), ``evals`` (eval), ``privacy`` (privacy status / forget).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ui.cli.catalog import catalog, demo, search
 from ui.cli.chat import ask, edit, serve, ui_command
 from ui.cli.evals import eval_group
 from ui.cli.events import event
+from ui.cli.privacy import privacy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +27,7 @@ def main() -> None:
     """shopassist: conversational shopping search for Chinese and English catalogs."""
 
 
-for _command in (catalog, search, demo, ui_command, ask, serve, event, edit, eval_group):
+for _command in (catalog, search, demo, ui_command, ask, serve, event, edit, eval_group, privacy):
     main.add_command(_command)
 
 __all__ = ["main"]

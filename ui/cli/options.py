@@ -49,8 +49,16 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="OpenAI-compatible base URL for --embedder openai, e.g. http://127.0.0.1:8000/v1.",
     )
     @click.option("--embedder-model", default=None, help="Model name for --embedder openai.")
+    @click.option(
+        "--retention-days",
+        type=click.IntRange(0, 36500),
+        default=None,
+        help="Delete sessions and events older than this many days; 0 keeps them until deleted "
+        "[env SHOPASSIST_RETENTION_DAYS; default 30].",
+    )
     @functools.wraps(fn)
     def wrapper(home, chroma_host, chroma_port, embedder, embedder_path, embedder_url, embedder_model, **kwargs):  # type: ignore[no-untyped-def]
+        retention_days = kwargs.pop("retention_days")
         try:
             settings = Settings.from_env(
                 home=home,
@@ -60,6 +68,7 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 embedder_path=embedder_path,
                 embedder_url=embedder_url,
                 embedder_model=embedder_model,
+                retention_days=retention_days,
             )
             return fn(settings=settings, **kwargs)
         except UsageError as exc:
