@@ -4,8 +4,17 @@ One browser session = one shopassist session: a ``gr.State`` holds its id (a fre
 page load), so two tabs or two shoppers never share history, constraints or behaviour.
 
 * The chat streams each copy line as soon as it has passed the grounding check; the final reply
-  replaces it. Text is shown as plain text (``render_markdown=False``) and escaped in the cards:
-  nothing a product or a model writes can inject markup.
+  replaces it. Nothing a product, a shopper or a model writes can run or render as markup: every
+  chat message, card and the details panel is ``html.escape``d before it reaches the browser (the
+  Chatbot, which inserts its messages as HTML, also runs with ``render_markdown=False``,
+  ``sanitize_html=True`` and no preserved tags, so a title's link is not clickable and its image
+  is not fetched). A product title quoted in the assistant's own lines is shown as the product's
+  title, 「in brackets」 and cut at ``TITLE_CAP`` characters, so a title cannot read as something
+  the assistant says ("SYSTEM OVERRIDE: ...").
+* Served only as what it is: a local app. No telemetry (``GRADIO_ANALYTICS_ENABLED=False``, set
+  before gradio is imported, and ``analytics_enabled=False``); no file uploads (the upload routes
+  answer 403, and ``max_file_size`` is 1 kB behind that); bound to a loopback address, a request whose Host
+  header names another host is refused with 400 (DNS rebinding).
 * Product cards: image (or a placeholder), title, price with currency, stock, and the reasons it
   was suggested; buttons for details, add to cart and "not this" send behaviour events and show
   the new suggestions at once (the disliked product goes; carted items pull similar ones up).
@@ -16,14 +25,24 @@ page load), so two tabs or two shoppers never share history, constraints or beha
 from __future__ import annotations
 
 import html
+import ipaddress
+import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-import gradio as gr
+# the product promises no network use: gradio reads this when it is imported and at every launch
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import gradio as gr  # after the telemetry switch above
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant.agent import ShoppingAgent
 from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, ReplyLineEvent, TurnEvent
+from assistant.grounding import clean_text, escape
 from assistant.state import ConstraintEdit
 
 TITLE = "shopassist"
@@ -40,7 +59,38 @@ CSS = """
 .sa-stock {color: #666; font-size: 0.9em}
 .sa-reasons {color: #2c6e49; font-size: 0.85em}
 .sa-group {display: inline-block; background: #eef3fb; color: #1d4e89; border-radius: 4px; padding: 0 6px; font-size: 0.8em}
+.sa-details {white-space: pre-wrap; border: 1px solid #ddd; border-radius: 8px; padding: 8px; font-size: 0.9em}
 """
+
+# how much of a product title the assistant's own lines quote (the card shows all of it)
+TITLE_CAP = 60
+UPLOAD_LIMIT = "1kb"  # the app has no upload feature; the upload route is refused outright anyway
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def quoted_title(title: str) -> str:
+    """A product title as the assistant quotes it: 「marked as the title」 and at most TITLE_CAP
+    characters, so a title cannot pass for the assistant's own words. Not escaped."""
+    text = " ".join(clean_text(title).split())
+    if len(text) > TITLE_CAP:
+        text = text[: TITLE_CAP - 1].rstrip() + "…"
+    return f"「{text}」"
+
+
+def mark_titles(text: str, titles: Iterable[str]) -> str:
+    """Every verbatim occurrence of a shown product's title (4 characters or more) in an
+    assistant line, quoted (one pass, longest title first, so a title inside another is not
+    quoted twice). Not escaped."""
+    names = sorted({t for t in titles if len(t.strip()) >= 4}, key=len, reverse=True)
+    if not names:
+        return text
+    return re.sub("|".join(map(re.escape, names)), lambda m: quoted_title(m.group(0)), text)
+
+
+def chat_text(text: str, titles: Iterable[str] = ()) -> str:
+    """A chat message as it goes to the Chatbot (which inserts it as HTML): product titles quoted,
+    then everything escaped, so no tag, link or image from a product or a shopper renders."""
+    return escape(mark_titles(text, titles))
 
 
 def new_view() -> dict[str, Any]:
@@ -75,12 +125,17 @@ def card_html(card: dict[str, Any]) -> str:
     return (
         f'<div class="sa-card" data-product-id="{e(str(card.get("id")), quote=True)}">{img}<div>'
         + (f'<div class="sa-group">{label}</div>' if label else "")
-        + f'<div class="sa-title">{card.get("rank", "")}. {title}</div>'
+        + f'<div class="sa-title">{e(str(card.get("rank") or ""))}. {title}</div>'
         f'<div><span class="sa-price">{price_text}</span>{brand}</div>'
         f'<div class="sa-stock">{stock_text}</div>'
         + (f'<div class="sa-reasons">为什么推荐 / why: {reasons}</div>' if reasons else "")
         + "</div></div>"
     )
+
+
+def details_html(product: Any) -> str:
+    """The details panel (a ``gr.HTML``): the record as text, every value escaped."""
+    return f'<div class="sa-details" id="details-text">{escape(details_text(product))}</div>'
 
 
 def details_text(product: Any) -> str:
@@ -126,16 +181,20 @@ def build_ui(agent: ShoppingAgent) -> gr.Blocks:
 
     def run_events(events: Iterator[TurnEvent], history: list[dict[str, Any]], view: dict[str, Any]) -> Iterator[Any]:
         streamed: dict[int, str] = {}
+        # the titles an assistant line may quote: the products on screen before and after the turn
+        titles = {str(c.get("title") or "") for c in view.get("cards") or []}
         for event in events:
             if isinstance(event, ProductsEvent):
                 view = {**view, "cards": event.cards}
+                titles |= {str(c.get("title") or "") for c in event.cards}
                 yield history, view
             elif isinstance(event, ReplyLineEvent):
                 streamed[event.position] = event.text
-                history[-1]["content"] = "\n".join(f"{k}. {t}" for k, t in sorted(streamed.items())) + "\n…"
+                text = "\n".join(f"{k}. {t}" for k, t in sorted(streamed.items())) + "\n…"
+                history[-1]["content"] = chat_text(text, titles)
                 yield history, view
             elif isinstance(event, ReplyEvent):
-                history[-1]["content"] = event.text
+                history[-1]["content"] = chat_text(event.text, titles)
                 yield history, view
             elif isinstance(event, DoneEvent):
                 r = event.result
@@ -153,7 +212,7 @@ def build_ui(agent: ShoppingAgent) -> gr.Blocks:
         if not message:
             yield "", history, view
             return
-        history = [*history, {"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
+        history = [*history, {"role": "user", "content": chat_text(message)}, {"role": "assistant", "content": "…"}]
         yield "", history, view
         for h, v in run_events(agent.turn(view["session"], message), history, view):
             yield "", h, v
@@ -170,14 +229,14 @@ def build_ui(agent: ShoppingAgent) -> gr.Blocks:
             return
         agent.tools.call("record_feedback", {"session_id": view["session"], "product_id": product_id, "event": kind})
         if kind == "click":
-            view = {**view, "details": details_text(product)}
+            view = {**view, "details": details_html(product)}
             yield history, view
             return
         said = {
-            "dislike": f"不看这个了 / not this: {product.title[:40]}",
-            "add_to_cart": f"已加入购物车 / added to cart: {product.title[:40]}",
+            "dislike": f"不看这个了 / not this: {quoted_title(product.title)}",
+            "add_to_cart": f"已加入购物车 / added to cart: {quoted_title(product.title)}",
         }[kind]
-        history = [*history, {"role": "user", "content": said}, {"role": "assistant", "content": "…"}]
+        history = [*history, {"role": "user", "content": escape(said)}, {"role": "assistant", "content": "…"}]
         yield from run_events(agent.edit(view["session"], ConstraintEdit()), history, view)
 
     def on_edit(change: dict[str, Any]) -> Any:
@@ -192,12 +251,22 @@ def build_ui(agent: ShoppingAgent) -> gr.Blocks:
 
         return handler
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         view = gr.State(None)
         gr.Markdown("### shopassist · 购物助手")
         with gr.Row():
             with gr.Column(scale=5):
-                chat = gr.Chatbot(height=460, render_markdown=False, label="对话 / chat", elem_id="chat")
+                # messages are escaped (chat_text) before they get here; the Chatbot inserts them as
+                # HTML, so it also renders no markdown or LaTeX, sanitizes, and keeps no custom tags
+                chat = gr.Chatbot(
+                    height=460,
+                    render_markdown=False,
+                    sanitize_html=True,
+                    allow_tags=False,
+                    latex_delimiters=[],
+                    label="对话 / chat",
+                    elem_id="chat",
+                )
                 msg = gr.Textbox(placeholder=PLACEHOLDER, show_label=False, elem_id="message", autofocus=True)
                 with gr.Row():
                     send_btn = gr.Button("发送 / Send", variant="primary", elem_id="send")
@@ -222,8 +291,8 @@ def build_ui(agent: ShoppingAgent) -> gr.Blocks:
                 @gr.render(inputs=[view])
                 def cards(v: dict[str, Any] | None) -> None:
                     v = v or {}
-                    if v.get("details"):
-                        gr.Textbox(v["details"], label="详情 / details", lines=4, interactive=False, elem_id="details")
+                    if v.get("details"):  # built by details_html: escaped
+                        gr.HTML(v["details"], label="详情 / details", elem_id="details")
                     for card in v.get("cards") or []:
                         with gr.Group(elem_classes=["sa-product"]):
                             gr.HTML(card_html(card))
@@ -239,9 +308,77 @@ def build_ui(agent: ShoppingAgent) -> gr.Blocks:
     return demo
 
 
-def launch(agent: ShoppingAgent, host: str = "127.0.0.1", port: int = 7860, **kwargs: Any) -> None:
+def host_name(header: str) -> str:
+    """The host a Host header names, without its port: "127.0.0.1:7860" -> "127.0.0.1",
+    "[::1]:7860" -> "::1", "Evil.Example" -> "evil.example"."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        return h[1:end] if end > 0 else h
+    return h.split(":", 1)[0] if h.count(":") == 1 else h
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host.lower() in LOOPBACK or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# gradio's routes that take a file into its temporary folder; this app has no upload feature
+UPLOAD_ROUTES = frozenset({"upload", "process_recording"})
+
+
+class LocalGuard:
+    """ASGI middleware in front of the gradio app: refuses file uploads (403) and, when
+    ``allowed_hosts`` is given (the UI is bound to a loopback address), every request whose Host
+    header names another host (400): a page on another site that rebinds its DNS name to
+    127.0.0.1 must not reach the local chat."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: frozenset[str] | None = None, address: str = "") -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+        self.address = address
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        refusal: tuple[int, str] | None = None
+        if self.allowed_hosts is not None:
+            raw = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            if host_name(raw) not in self.allowed_hosts:
+                refusal = (
+                    400,
+                    f"Refused: Host header {raw[:100]!r} is not this local app's address. shopassist's chat "
+                    f"answers only on {self.address or 'its loopback address'}; open that address in your browser.",
+                )
+        route = str(scope.get("path", "")).rstrip("/").rsplit("/", 1)[-1]
+        if refusal is None and scope["type"] == "http" and scope.get("method") == "POST" and route in UPLOAD_ROUTES:
+            refusal = (403, "Refused: shopassist's chat takes no file uploads.")
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": refusal[1][:120]})
+        else:
+            await PlainTextResponse(refusal[1], status_code=refusal[0])(scope, receive, send)
+
+
+def guard_middleware(host: str, port: int) -> Middleware:
+    """The LocalGuard for a UI bound to ``host``: Host headers are checked when it is a loopback
+    address (bound to 0.0.0.0 or a LAN address, the UI is meant to be reached by other names)."""
+    allowed = LOOPBACK | {host.lower()} if is_loopback(host) else None
+    shown = f"[{host}]" if ":" in host else host
+    return Middleware(LocalGuard, allowed_hosts=allowed, address=f"http://{shown}:{port}/")
+
+
+def launch(agent: ShoppingAgent, host: str = "127.0.0.1", port: int = 7860, **kwargs: Any) -> gr.Blocks:
+    """Serves the chat on host:port (blocks until stopped, unless ``prevent_thread_lock=True``);
+    returns the running Blocks."""
     demo = build_ui(agent)
     demo.queue(default_concurrency_limit=1)  # one turn at a time: the embedded LLM has 2 cores
+    app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), guard_middleware(host, port)]
     demo.launch(
         server_name=host,
         server_port=port,
@@ -250,5 +387,8 @@ def launch(agent: ShoppingAgent, host: str = "127.0.0.1", port: int = 7860, **kw
         footer_links=[],
         css=CSS,
         allowed_paths=[],
+        max_file_size=UPLOAD_LIMIT,
+        app_kwargs=app_kwargs,
         **kwargs,
     )
+    return demo
