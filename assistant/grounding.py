@@ -59,6 +59,16 @@ LINE_PATTERN = re.compile(r"^\s*(?:\[(\d{1,2})\]|(\d{1,2})\s*[.、)）:：])\s*(
 _LINE = LINE_PATTERN  # the old private name, until its last importer switches
 _MARKUP = re.compile(r"<[^>]*>|\]\(|https?://|www\.", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CURRENCY_BEFORE = r"(?:[$¥￥€£]|US\$|RMB|CNY|USD|EUR)"
+_CURRENCY_AFTER = r"(?:元|块钱|块|rmb|cny|usd|dollars?|bucks|eur|euros?)"
+_BUDGET_AFTER = re.compile(r"\s*(?:以内|以下|之内|内|左右|上下|预算)")
+_BUDGET_BEFORE = re.compile(
+    r"(?:under|below|within|less than|up to|budget of|预算|不到|不超过|低于)\s*$", re.IGNORECASE
+)
+_PRICE_CLAIM = re.compile(
+    rf"{_CURRENCY_BEFORE}\s*(?P<a>\d+(?:[.,]\d+)*)|(?P<b>\d+(?:[.,]\d+)*)\s*{_CURRENCY_AFTER}(?![a-z])",
+    re.IGNORECASE,
+)
 
 
 def clean_text(text: str) -> str:
@@ -471,6 +481,15 @@ class GroundingChecker:
             # "1" and "2" stand for counts and ordinals often ("2 colours"); all else must be in the record
             if num not in {"0", "1", "2", "3"}:
                 problems.append(f"number {num} is not in the record")
+        # a number with a currency is a price claim: it must be this product's price, small or not
+        # ("only $1 today", "仅需1元"), whatever the title or description says the price is
+        price = None if product.price is None else _canon(float(product.price))
+        for m in _PRICE_CLAIM.finditer(text):
+            if _BUDGET_AFTER.match(text, m.end()) or _BUDGET_BEFORE.search(text[: m.start()]):
+                continue  # the shopper's budget ("200元以内", "under $100"): the number check covers it
+            claimed = _numbers(m.group("a") or m.group("b") or "")
+            if claimed and price not in claimed:
+                problems.append(f"price claim {m.group(0).strip()!r} is not this product's price")
         own = {n.casefold() for n in [product.brand or "", *(product.brand or "").split("/")] if n}
         for brand in self.brands:
             if term_in(brand, low) and brand not in facts and brand not in own:

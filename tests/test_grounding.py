@@ -234,3 +234,14 @@ def test_good_lines_pass_every_check():
     )
     assert report.ungrounded == 0, report.problems()
     assert lines[1] == "Waterproof leather upper, $89.99, in stock"
+
+
+def test_a_price_claim_must_be_the_products_price_however_small() -> None:
+    """Counts like "2 colours" may be small numbers; "$1" or "1元" is a price and must be the record's."""
+    boots = Product(id="b", title="Trail boots", price=89.0, currency="USD", tags=["under $100"])
+    checker = GroundingChecker()
+    assert any("price claim" in p for p in checker.check_line("Only $1 today!", boots))
+    assert any("price claim" in p for p in checker.check_line("仅需1元", boots))
+    assert checker.check_line("Trail boots, $89.00, in stock", boots) == []
+    assert checker.check_line("under $100, waterproof", boots) == []  # the shopper's budget, in the record
+    assert checker.check_line("comes in 2 colours", boots) == []
