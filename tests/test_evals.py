@@ -101,7 +101,12 @@ def test_query_understanding_answer_sets_come_from_the_task_definition() -> None
     assert options(rlc) == ["不相关", "相关"]
     cc = {"task": "CC", "system_prompt": "", "prompt": "***商品标题***：x\n候选细粒度品类：腿包,胸包\n***答案***："}
     assert options(cc) == ["腿包", "胸包"]
-    assert options({"task": "CC", "system_prompt": "", "prompt": "商品海尔 X1是电蒸箱吗？\n***答案***："}) == ["是", "否"]
-    ac = options({"task": "AC", "system_prompt": "", "prompt": "***query***：儿童泡沫垫\n***属性***：材质\n***答案***："})
+    assert options({"task": "CC", "system_prompt": "", "prompt": "商品海尔 X1是电蒸箱吗？\n***答案***："}) == [
+        "是",
+        "否",
+    ]
+    ac = options(
+        {"task": "AC", "system_prompt": "", "prompt": "***query***：儿童泡沫垫\n***属性***：材质\n***答案***："}
+    )
     assert ac is not None and "泡沫" in ac and "儿童泡沫垫" in ac and all(a in "儿童泡沫垫" for a in ac)
     assert options({"task": "SC", "system_prompt": "纠错", "prompt": "***query***：德运训鞋"}) is None
