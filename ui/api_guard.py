@@ -234,7 +234,9 @@ def clean_message(message: str) -> str:
 
 
 # -- the ASGI gate ---------------------------------------------------------------------------------
-def _host_name(host: str) -> str:
+def host_name(host: str) -> str:
+    """The host a Host header names, without its port: "127.0.0.1:7860" -> "127.0.0.1",
+    "[::1]:7860" -> "::1", "Evil.Example." -> "evil.example"."""
     host = host.strip().lower()
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else host
@@ -243,7 +245,7 @@ def _host_name(host: str) -> str:
     return host.rstrip(".")
 
 
-def _is_loopback(name: str | None) -> bool:
+def is_loopback(name: str | None) -> bool:
     if not name:
         return False
     if name.lower() == "localhost":
@@ -274,18 +276,18 @@ class RequestGate:
     def __init__(self, app: ASGIApp, max_body_bytes: int, allowed_hosts: Sequence[str] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.allowed = frozenset(_host_name(h) for h in allowed_hosts if h.strip())
+        self.allowed = frozenset(host_name(h) for h in allowed_hosts if h.strip())
 
     def host_refused(self, scope: Scope, host: str | None) -> bool:
         if "*" in self.allowed:
             return False
         server = scope.get("server")
         bound = str(server[0]) if server else None
-        if not self.allowed and not _is_loopback(bound):
+        if not self.allowed and not is_loopback(bound):
             return False
         if host is None:
             return False  # HTTP/1.0 without Host: no browser sends that
-        name = _host_name(host)
+        name = host_name(host)
         return name not in LOCAL_HOST_NAMES and name not in self.allowed and name != (bound or "").lower()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

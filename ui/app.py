@@ -25,7 +25,6 @@ page load), so two tabs or two shoppers never share history, constraints or beha
 from __future__ import annotations
 
 import html
-import ipaddress
 import os
 import re
 import uuid
@@ -44,6 +43,7 @@ from assistant.agent import ShoppingAgent
 from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, ReplyLineEvent, TurnEvent
 from assistant.grounding import clean_text, escape
 from assistant.state import ConstraintEdit
+from ui.api_guard import host_name, is_loopback
 
 TITLE = "shopassist"
 PLACEHOLDER = "牛仔裤女 便宜点的 不要破洞 · waterproof hiking boots under $100, not brown"
@@ -306,23 +306,6 @@ def build_ui(agent: ShoppingAgent) -> gr.Blocks:
         msg.submit(send, [msg, chat, view], [msg, chat, view])
         send_btn.click(send, [msg, chat, view], [msg, chat, view])
     return demo
-
-
-def host_name(header: str) -> str:
-    """The host a Host header names, without its port: "127.0.0.1:7860" -> "127.0.0.1",
-    "[::1]:7860" -> "::1", "Evil.Example" -> "evil.example"."""
-    h = header.strip().lower()
-    if h.startswith("["):
-        end = h.find("]")
-        return h[1:end] if end > 0 else h
-    return h.split(":", 1)[0] if h.count(":") == 1 else h
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return host.lower() in LOOPBACK or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # gradio's routes that take a file into its temporary folder; this app has no upload feature
