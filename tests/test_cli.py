@@ -90,3 +90,11 @@ def test_events_from_the_command_line_and_a_file_with_bad_lines(run, tmp_path):
     assert res.exit_code == 0 and out["accepted"] == 2 and out["events_in_log"] == 3
     assert [r["line"] for r in out["rejected"]] == [2, 4] and "not JSON" in out["rejected"][0]["reason"]
     assert run("event").exit_code == 2
+
+
+def test_the_ui_refuses_to_start_on_an_empty_catalog_with_the_reason(run, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    res = run("ui", "--no-llm", "--catalog", str(empty), "--port", "7999")
+    assert res.exit_code == 2
+    assert "no products found" in res.output and "needs a catalog" in res.output
