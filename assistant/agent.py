@@ -72,13 +72,32 @@ from ranking.ranker import Ranker
 from ranking.session import SessionTracker
 from retrieval import Catalog, HybridRetriever
 from shopassist.errors import ShopAssistError, UsageError
-from shopassist.models import Candidate, Product, Sort
+from shopassist.models import Candidate, Product, SearchFilters, Sort
 
-__all__ = ["COPY_FOR", "SHOW", "SearchOutcome", "ShoppingAgent", "Turn", "TurnResult", "final_result"]
+__all__ = [
+    "COPY_FOR",
+    "SHOW",
+    "SearchOutcome",
+    "ShoppingAgent",
+    "StreamedLineEvent",
+    "Turn",
+    "TurnResult",
+    "final_result",
+]
 
 SHOW = 5  # products shown per turn (the dialogue suite checks the top 5)
 COPY_FOR = 2  # products the LLM writes copy for; the rest get template lines (CPU latency)
 MAX_MESSAGE = 500
+
+
+class StreamedLineEvent(ReplyLineEvent):
+    """A ``ReplyLineEvent`` that continues the reply: ``delta`` is the reply's next text (its
+    header before the first line, then ``"\\n1. line"``). The final ``ReplyEvent.text`` starts with
+    the deltas joined, so a client that streams them sends only the rest at the end
+    (``ui.api``, ``shopassist ask``). A line checked out of order has no delta (a plain
+    ``ReplyLineEvent``): its text may still change, and it comes with the rest."""
+
+    delta: str
 
 
 @dataclass
@@ -680,6 +699,12 @@ class ShoppingAgent:
         copy_products = products[:COPY_FOR] if answer.text is None and not answer.alternatives else []
         chunks: list[str] = []
         sent: set[int] = set()
+        # a list of matches streams as its reply reads: the header, then each line in order (a
+        # line's check depends only on itself and the lines before it, so it reads so at the end)
+        listing = answer.text is None and not (outcome is not None and outcome.missing)
+        relaxed = outcome.relaxed if outcome else []
+        first = header(need, len(products), relaxed, outcome.suggestion if outcome else None, intent.relation)
+        streamed = 0  # lines streamed in order (with a delta)
         for delta in self._copy_stream(turn, copy_products, need.language, copy_for or turn.message):
             chunks.append(delta)
             yield ReplyDeltaEvent(text=delta)
@@ -688,10 +713,19 @@ class ShoppingAgent:
                 checked, _ = self.checker.check(done_text, copy_products, need.language)
                 for pos in sorted(written_positions(done_text, len(copy_products)) - sent):
                     sent.add(pos)
-                    yield ReplyLineEvent(position=pos, text=checked[pos - 1])
+                    if "first_line_ms" not in turn.timings:
+                        # how long the shopper has had the products when the first copy line comes
+                        shown = turn.t0 + turn.timings.get("first_products_ms", 0.0) / 1000
+                        turn.mark("first_line_ms", since=shown)
+                    line = checked[pos - 1]
+                    if not listing or pos != streamed + 1:
+                        yield ReplyLineEvent(position=pos, text=line)
+                        continue
+                    lead = "\n" if streamed else first + "\n"
+                    streamed += 1
+                    yield StreamedLineEvent(position=pos, text=line, delta=f"{lead}{pos}. {line}")
         turn.mark("copy_ms", since=t_products)
         lines, report = self.checker.check("".join(chunks), copy_products, need.language)
-        relaxed = outcome.relaxed if outcome else []
         alt_lines = [template_line(p, need.language) for p in answer.alternatives]
         if answer.text is not None:
             lines = []
@@ -701,7 +735,6 @@ class ShoppingAgent:
             reply = missing_header(outcome.missing, need, bool(alt_lines)) + "".join(f"\n- {x}" for x in alt_lines)
         else:
             lines += [template_line(p, need.language) for p in products[COPY_FOR:]]
-            first = header(need, len(products), relaxed, outcome.suggestion if outcome else None, intent.relation)
             reply = first + ("\n" + "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1)) if lines else "")
             reply += "".join(f"\n- {line}" for line in alt_lines)
         yield ReplyEvent(text=reply)
@@ -763,13 +796,17 @@ class ShoppingAgent:
         )
         yield DoneEvent(result=result)
 
-    @staticmethod
-    def _cards(answer: _Answer) -> list[dict[str, Any]]:
+    def _cards(self, answer: _Answer) -> list[dict[str, Any]]:
         reasons = {c.product.id: c.reasons for c in (answer.outcome.candidates if answer.outcome else [])}
         focus = {p.id for p in answer.focus}
+        need = answer.need
+        # what the shopper asked for: a card says which of it the product has, in their language
+        asked = SearchFilters(
+            require_terms=need.required, min_price=need.min_price, max_price=need.max_price, brands=need.brands
+        )
         cards = []
         for i, p in enumerate(answer.products, 1):
-            card = product_card(p, i, reasons.get(p.id))
+            card = product_card(p, i, reasons.get(p.id), language=need.language, asked=asked, lookup=self.catalog.get)
             if p.id in focus:
                 card["focus"] = True
             if p.id in answer.groups:

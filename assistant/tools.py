@@ -15,8 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retrieval import Catalog, HybridRetriever
+from retrieval.filters import term_in
 from shopassist.errors import ShopAssistError
 from shopassist.models import Candidate, Product, SearchFilters, Sort
+from shopassist.text import HAS_CJK, money
 
 
 class SearchProductsArgs(SearchFilters):
@@ -86,8 +88,151 @@ class ToolResult(BaseModel):
         return json.dumps(payload, ensure_ascii=False, default=str)
 
 
-def product_card(p: Product, rank: int | None = None, reasons: list[str] | None = None) -> dict[str, Any]:
-    """The facts about a product that tools return and copy may mention: nothing else."""
+# Why a product is shown, in plain words: reason codes (retrieval and the ranker give them, see
+# ``retrieval.search`` and ``ranking.ranker.Ranker._reasons``) -> (Chinese, English). A code not
+# here (out_of_stock: the card shows the stock; listed) gives no phrase.
+REASON_WORDS: dict[str, tuple[str, str]] = {
+    "viewed_together": ("看过同款的人也选了它", "chosen by shoppers who viewed what you viewed"),
+    "after_search": ("搜索这个的人常选它", "often chosen by shoppers who searched this"),
+    "popular": ("最近很多人在看", "popular with shoppers lately"),
+    "like_popular": ("和热门商品很像", "like the items shoppers love"),
+    "new": ("新品，还没多少人看过", "new: few shoppers have seen it yet"),
+}
+# what found it, said only when nothing more telling is
+FOUND_WORDS: dict[str, tuple[str, str]] = {
+    "all_words": ("符合你搜索的内容", "matches what you searched for"),
+    "search": ("符合你搜索的内容", "matches what you searched for"),
+    "keyword": ("符合你搜索的内容", "matches what you searched for"),
+    "meaning": ("和你描述的很接近", "close to what you described"),
+    "filters": ("符合你的筛选条件", "fits your filters"),
+}
+MAX_REASONS = 3
+Lookup = Callable[[str], Product | None]
+
+
+def _record_text(p: Product) -> str:
+    return " ".join([p.title, p.brand or "", p.category, p.description, *p.attribute_values(), *p.tags]).casefold()
+
+
+def _price_words(p: Product, lo: float | None, hi: float | None, zh: bool) -> str | None:
+    """The asked price bound this product keeps, as a shopper says it: "200元以内" / "under $200"."""
+    price = p.price
+    if price is None or (lo is None and hi is None):
+        return None
+    if (lo is not None and price < lo) or (hi is not None and price > hi):
+        return None
+    cur = (p.currency or "").upper()
+    if zh:
+        unit = {"": "元", "CNY": "元", "RMB": "元", "USD": "美元"}.get(cur, f" {cur}")
+        if lo is not None and hi is not None:
+            return f"{money(lo)}–{money(hi)}{unit}"
+        return f"{money(hi)}{unit}以内" if hi is not None else f"{money(lo or 0)}{unit}以上"
+
+    def amount(x: float) -> str:
+        sign = {"USD": "$", "CNY": "¥", "RMB": "¥", "EUR": "€", "GBP": "£"}.get(cur)
+        return f"{sign}{money(x)}" if sign else f"{money(x)} {cur}".strip()
+
+    if lo is not None and hi is not None:
+        return f"{amount(lo)}–{amount(hi)}"
+    return f"under {amount(hi)}" if hi is not None else f"over {amount(lo or 0)}"
+
+
+def _term_words(term: str, text: str, zh: bool) -> str | None:
+    """The shopper's term as found in the record (of ``防水|waterproof``, the one in their language)."""
+    found = [t.strip() for t in term.split("|") if t.strip() and term_in(t, text)]
+    if not found:
+        return None
+    same = [t for t in found if bool(HAS_CJK.search(t)) == zh]
+    return (same or found)[0]
+
+
+def asked_phrase(p: Product, asked: SearchFilters | None, language: str) -> str | None:
+    """What the shopper asked for that this product has: the brand, the must-have terms found in
+    its record and the price bound it keeps ("高腰、200元以内，符合你的要求")."""
+    if asked is None:
+        return None
+    zh = language == "zh"
+    text = _record_text(p)
+    parts: list[str] = []
+    if p.brand and p.brand.casefold() in {b.casefold() for b in asked.brands}:
+        parts.append(p.brand)
+    for term in asked.require_terms:
+        word = _term_words(term, text, zh)
+        if word and word not in parts:
+            parts.append(word)
+    parts = parts[:2]
+    price = _price_words(p, asked.min_price, asked.max_price, zh)
+    if price:
+        parts.append(price)
+    if not parts:
+        return None
+    if zh:
+        return "、".join(parts) + "，符合你的要求"
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{listed}, as you asked"
+
+
+def _similar_phrase(p: Product, anchor_id: str, lookup: Lookup | None, zh: bool) -> str:
+    if anchor_id == p.id:
+        return "你看过这款" if zh else "you looked at this one"
+    anchor = lookup(anchor_id) if lookup is not None and anchor_id else None
+    leaf = anchor.category.split(" > ")[-1].strip() if anchor is not None and anchor.category else ""
+    if zh:
+        return f"和你看过的{leaf}相似" if leaf else "和你看过的商品相似"
+    return f"similar to the {leaf.casefold()} you looked at" if leaf else "similar to what you looked at"
+
+
+def reason_phrases(
+    p: Product,
+    codes: list[str],
+    language: str = "en",
+    asked: SearchFilters | None = None,
+    lookup: Lookup | None = None,
+) -> list[str]:
+    """At most ``MAX_REASONS`` plain phrases in the shopper's language (``zh`` or ``en``) for why
+    ``p`` is shown: what they asked for that it has, then what the ranker says moved it (in its
+    order: like what they looked at, chosen after this search, popular ...), and, when nothing
+    else, how the search found it. Never ranks, scores or the query echoed back."""
+    zh = language == "zh"
+    out: list[str] = []
+    first = asked_phrase(p, asked, language)
+    if first:
+        out.append(first)
+    for code in codes:
+        if code.startswith("similar_to:"):
+            phrase: str | None = _similar_phrase(p, code.split(":", 1)[1], lookup, zh)
+        else:
+            words = REASON_WORDS.get(code)
+            phrase = (words[0] if zh else words[1]) if words else None
+        if phrase and phrase not in out:
+            out.append(phrase)
+    if not out:
+        found = next((FOUND_WORDS[c] for c in codes if c in FOUND_WORDS), None)
+        if found:
+            out.append(found[0] if zh else found[1])
+    return out[:MAX_REASONS]
+
+
+def language_of(*texts: str) -> str:
+    """``zh`` when the text has Chinese characters, else ``en`` (the language of a tool call)."""
+    return "zh" if any(HAS_CJK.search(t or "") for t in texts) else "en"
+
+
+def product_card(
+    p: Product,
+    rank: int | None = None,
+    reasons: list[str] | None = None,
+    *,
+    language: str = "en",
+    asked: SearchFilters | None = None,
+    lookup: Lookup | None = None,
+) -> dict[str, Any]:
+    """The facts about a product that tools return and copy may mention: nothing else.
+
+    ``reasons`` are reason codes (``Candidate.reasons``): the card keeps them as ``reason_codes``
+    and says them as ``reasons``, plain phrases in ``language`` (``reason_phrases``); ``asked``:
+    the shopper's constraints (must-have terms, price bounds, brands), ``lookup``: a product by id
+    (to name what the shopper looked at)."""
     card: dict[str, Any] = {
         "id": p.id,
         "title": p.title,
@@ -102,7 +247,10 @@ def product_card(p: Product, rank: int | None = None, reasons: list[str] | None 
     if rank is not None:
         card["rank"] = rank
     if reasons:
-        card["reasons"] = reasons
+        card["reason_codes"] = list(reasons)
+        phrases = reason_phrases(p, reasons, language, asked, lookup)
+        if phrases:
+            card["reasons"] = phrases
     if p.image_url:
         card["image_url"] = p.image_url
     generated = (p.model_extra or {}).get("generated_fields")
@@ -202,7 +350,11 @@ class ToolRegistry:
         return results[: args.top_k]
 
     def _search(self, args: SearchProductsArgs) -> list[dict[str, Any]]:
-        return [product_card(c.product, i, c.reasons) for i, c in enumerate(self.search(args), 1)]
+        language = language_of(args.query, *args.require_terms, args.category or "")
+        return [
+            product_card(c.product, i, c.reasons, language=language, asked=args.filters(), lookup=self.catalog.get)
+            for i, c in enumerate(self.search(args), 1)
+        ]
 
     def _get(self, args: GetProductArgs) -> dict[str, Any]:
         p = self.catalog.get(args.product_id)

@@ -5,7 +5,8 @@
 Real Taobao queries from ../shared/data/querylogs (seeded sample), each as the first turn of its
 own session, against the bundled demo catalog (loaded into --home once). Reports p50/p90 of:
 rules + search (``first_products_ms``: what the shopper waits for before products appear), the
-LLM intent call, the copy, and the full turn; plus the very first turn after the server started
+first copy line after the products (``first_line_ms``: from the products on screen to the first
+grounded line streamed; turns with LLM copy only), the LLM intent call, the copy, and the full turn; plus the very first turn after the server started
 (cold prompt cache) against the rest (warm), which is the prompt-caching effect in a turn.
 Writes benchmarks/results/agent-<date>.json.
 """
@@ -103,6 +104,9 @@ def main() -> None:
         "llm": None if args.no_llm else "embedded Qwen2.5-Coder-1.5B-Instruct Q4_K_M (xllamacpp, 2 threads)",
         "llm_start_seconds": round(llm_start_s, 2),
         "first_products": stats("first_products_ms", rows),
+        # products on screen -> first grounded copy line (ReplyLineEvent), over turns that have one
+        "first_line_after_products": stats("first_line_ms", rows),
+        "with_first_line_share": round(sum(1 for r in rows if "first_line_ms" in r) / max(1, len(rows)), 3),
         "llm_intent": stats("llm_intent_ms", rows),
         "copy": stats("copy_ms", rows),
         "full_turn": stats("total_ms", rows),

@@ -410,28 +410,25 @@ class Ranker:
         # a reason is a feature this product stands out on (0.2 above the candidates' mean, on the
         # feature's own 0..1 scale) and that the ranker weighs; ordered by what it added to R
         contrib = {name: getattr(w, name) * lift[name] if lift[name] >= 0.2 else 0.0 for name in names}
+        # reason codes (the assistant says them in plain words, ``assistant.tools.reason_phrases``)
         reasons = []
         if f["text"][idx] > 0.5:
-            reasons.append(f"matches your search{f' “{query}”' if query else ''}")
+            reasons.append("search")  # a strong text match among the candidates
         for name, value in sorted(contrib.items(), key=lambda kv: -kv[1]):
             if value <= 0:
                 continue
             if name == "interest" and profile.order:
-                reasons.append("shoppers who viewed what you viewed also chose this")
+                reasons.append("viewed_together")  # shoppers who viewed what this shopper viewed chose it
             elif name == "similarity" and profile.order:
-                last = self.catalog.get(profile.order[-1])
-                reasons.append(
-                    f"similar to {last.title[:30]!r}, which you looked at" if last else "similar to your picks"
-                )
+                # like the product this shopper looked at last (its id: a UI can name it)
+                reasons.append(f"similar_to:{profile.order[-1]}")
             elif name == "query":
-                reasons.append("often chosen after this search")
+                reasons.append("after_search")  # often chosen after this search
             elif name == "popularity":
-                reasons.append("popular with shoppers" if self.knowledge.is_warm(product.id) else "like popular items")
+                reasons.append("popular" if self.knowledge.is_warm(product.id) else "like_popular")
             elif name == "exploration":
-                reasons.append("new: few shoppers have seen it yet")
-        if f["stock"][idx] > 0:
-            reasons.append("out of stock")
-        return reasons[:3]
+                reasons.append("new")  # few shoppers have seen it yet
+        return reasons[:3] + (["out_of_stock"] if f["stock"][idx] > 0 else [])
 
     # -- cold start ----------------------------------------------------------------------------
     def recommend(

@@ -329,16 +329,25 @@ class HybridRetriever:
             return (-float(sales if isinstance(sales, int | float) else 0), -(p.rating or 0.0), p.id)
 
         ranked = sorted(pool, key=popularity)[:top_k]
-        return [Candidate(product=p, score=0.0, reasons=["matches the filters"]) for p in ranked]
+        return [Candidate(product=p, score=0.0, reasons=[REASON_FILTERS]) for p in ranked]
+
+
+# Reason codes: machine-readable and language-neutral; the assistant turns them into plain words
+# in the shopper's language (``assistant.tools.reason_phrases``). Retrieval's own evidence:
+REASON_ALL_WORDS = "all_words"  # the product holds every term of the query
+REASON_KEYWORD = "keyword"  # it holds some of the query's terms
+REASON_MEANING = "meaning"  # the embedding search found it (close in meaning)
+REASON_FILTERS = "filters"  # no query: it passes the filters
+REASON_LISTED = "listed"  # neither search found it among the given products
 
 
 def _reasons(row: _Scored, query: str) -> list[str]:
+    """What found the product, as reason codes (ranks and scores stay on the candidate)."""
     reasons = []
-    cov = row.features.get("coverage")
     if row.lexical_rank is not None:
-        reasons.append(f"keyword match #{row.lexical_rank}" + (f" ({cov:.0%} of the query terms)" if cov else ""))
+        reasons.append(REASON_ALL_WORDS if row.features.get("coverage", 0.0) >= 1.0 else REASON_KEYWORD)
     if row.dense_rank is not None:
-        reasons.append(f"similar meaning #{row.dense_rank}")
+        reasons.append(REASON_MEANING)
     if not reasons:
-        reasons.append("ranked among the given products")
+        reasons.append(REASON_LISTED)
     return reasons

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,76 @@ def test_limits_size_and_rate_and_hide_server_errors(settings, use_embedder):
     assert res.status_code == 500 and "secret" not in res.text and "Traceback" not in res.text
     codes = [client.get("/v1/tools").status_code for _ in range(30)]
     assert 429 in codes
+
+
+# -- streaming: each grounded copy line as its own chunk, as it comes ---------------------------------
+COPY = ["[1] 这条牛仔裤版型修身，日常好搭。\n", "[2] 这条牛仔裤颜色百搭，上身舒服。\n", "多余的一句"]
+
+
+def scripted_client(settings, use_embedder, *copies):
+    from assistant.llm.testing import ScriptedLLM
+
+    catalog = Catalog(settings, embedder=use_embedder)
+    ingest_file(catalog, APPAREL)
+    llm = ScriptedLLM(stream=list(copies))
+    agent = ShoppingAgent(catalog, SessionStore(settings.home / "sessions"), llm=llm)
+    return TestClient(create_app(catalog, agent, api_key=KEY, rate_per_minute=6000))
+
+
+def sse_chunks(res):
+    lines = [line for line in res.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    return [json.loads(line[6:]) for line in lines[:-1]]
+
+
+def test_streamed_reply_sends_each_grounded_line_as_it_comes_and_adds_up_to_the_reply(settings, use_embedder):
+    client = scripted_client(settings, use_embedder, COPY, COPY)
+    body = {"stream": True, "user": "s1", "messages": [{"role": "user", "content": "女士牛仔裤"}]}
+    with client.stream("POST", "/v1/chat/completions", json=body) as res:
+        chunks = sse_chunks(res)
+    kinds = [c.get("shopassist", {}).get("event") for c in chunks]
+    contents = [c["choices"][0]["delta"].get("content") or "" for c in chunks]
+    # the two copy lines come as their own chunks, after the products and before the rest
+    line_at = [i for i, k in enumerate(kinds) if k == "line"]
+    assert len(line_at) == 2 and kinds.index("products") < line_at[0]
+    assert not "".join(contents[: line_at[0]])  # the first line's chunk opens the reply (its header)
+    assert "\n1. " in contents[line_at[0]] and contents[line_at[1]].startswith("\n2. ")
+    rest = [i for i, c in enumerate(contents) if c and i > line_at[1]]
+    assert rest and contents[rest[0]].startswith("\n3. ")  # the template lines, once, after the copy
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["shopassist"]["timings"]["first_line_ms"] >= 0  # products -> first copy line
+    # the cards say why in the shopper's language, in a few plain words
+    cards = chunks[kinds.index("products")]["shopassist"]["cards"]
+    reasons = [r for card in cards for r in card.get("reasons", [])]
+    assert reasons and all(len(card.get("reasons", [])) <= 3 for card in cards)
+    assert all(re.search(r"[\u4e00-\u9fff]", r) and "#" not in r and "女士牛仔裤" not in r for r in reasons)
+    # the deltas joined are exactly the reply (the same turn, not streamed, in a fresh session)
+    plain = client.post("/v1/chat/completions", json={**body, "stream": False, "user": "s2"}).json()
+    reply = plain["choices"][0]["message"]["content"]
+    assert "".join(contents) == reply and reply.count("1. ") == 1 and "多余" not in reply
+
+
+def test_the_first_line_reaches_the_client_while_the_model_is_still_writing(settings, use_embedder):
+    import threading
+
+    go_on = threading.Event()
+    waited: list[bool] = []
+
+    def copy():
+        yield COPY[0]
+        waited.append(go_on.wait(timeout=20))  # held until the client has the first line
+        yield COPY[1]
+
+    client = scripted_client(settings, use_embedder, copy())
+    body = {"stream": True, "user": "s3", "messages": [{"role": "user", "content": "女士牛仔裤"}]}
+    received = []
+    with client.stream("POST", "/v1/chat/completions", json=body) as res:
+        for line in res.iter_lines():
+            if line.startswith("data: {"):
+                chunk = json.loads(line[6:])
+                received.append(chunk)
+                if chunk.get("shopassist", {}).get("event") == "line":
+                    go_on.set()
+    assert waited == [True]  # the line came before the model finished, not at the end
+    lines = [c for c in received if c.get("shopassist", {}).get("event") == "line"]
+    assert [c["shopassist"]["position"] for c in lines] == [1, 2]

@@ -132,3 +132,16 @@ def test_changes_from_another_process_reach_both_legs(loaded_catalog, settings):
     loaded_catalog.vectors.reopen()
     assert ids(dense_only.search("cast iron skillet", top_k=1)) == ["x9"]
     assert "b4" not in ids(dense_only.search("snow boots", top_k=10))
+
+
+def test_candidates_carry_reason_codes_not_debug_text(loaded_catalog):
+    """What found a product is a code the assistant says in the shopper's words (no ranks, no query echo)."""
+    r = HybridRetriever(loaded_catalog)
+    codes = {"all_words", "keyword", "meaning", "listed"}
+    for query in ("mascara", "高腰 牛仔裤"):
+        results = r.search(query, top_k=3)
+        assert results and all(c.reasons and set(c.reasons) <= codes for c in results)
+        assert not any("#" in x or query in x for c in results for x in c.reasons)
+    top = r.search("mascara", top_k=1)[0]
+    assert top.lexical_rank is not None and {"all_words", "keyword"} & set(top.reasons)  # the ranks stay fields
+    assert r.search("", SearchFilters(max_price=100), top_k=2)[0].reasons == ["filters"]

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from assistant.agent import ShoppingAgent
+from assistant.agent import ShoppingAgent, StreamedLineEvent
 from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, final_result
 from assistant.stack import forget_session
 from ranking.ranker import Ranker
@@ -376,13 +376,24 @@ def create_app(
                 return f"data: {json.dumps(payload, ensure_ascii=False, default=str)}\n\n"
 
             yield chunk({"role": "assistant", "content": ""})
+            sent = ""  # the reply streamed so far: the deltas joined are the final reply
             try:
                 for event in run():
                     if isinstance(event, ProductsEvent):
                         yield chunk({}, extra={"event": "products", "cards": event.cards})
+                    elif isinstance(event, StreamedLineEvent):
+                        # a copy line that passed the grounding check, as the reply will read
+                        # (raw model deltas are never sent: they could still be replaced)
+                        sent += event.delta
+                        yield chunk({"content": event.delta}, extra={"event": "line", "position": event.position})
                     elif isinstance(event, ReplyEvent):
-                        # the grounded reply only (raw model deltas could still be replaced)
-                        yield chunk({"content": event.text})
+                        rest = event.text[len(sent) :]
+                        if event.text.startswith(sent):  # the rest of the grounded reply
+                            if rest or not sent:
+                                yield chunk({"content": rest})
+                        else:  # pragma: no cover - the agent streams a prefix of its reply
+                            log.warning("streamed lines are not the start of the reply; sending it whole")
+                            yield chunk({}, extra={"event": "reply", "replace": True, "text": event.text})
                     elif isinstance(event, DoneEvent):
                         yield chunk({}, "stop", {**_turn_payload(event.result), "session_token": token})
             except ShopAssistError as exc:
