@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make run    creates .venv, installs shopassist, loads the demo catalog, starts the main job
+#   make stop   stops the shared background model server (it also stops itself after 15 idle minutes)
 #   make test   creates .venv, installs shopassist with test extras, runs the checks (make check),
 #               then the whole test suite
 PYTHON ?= python3
@@ -7,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check browser lint bench clean
+.PHONY: run stop test check browser lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +18,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/shopassist ui
+
+stop:
+	test ! -x $(BIN)/shopassist || $(BIN)/shopassist model stop
 
 # the fast static checks first (lint, format, types, the import-layer contract), then the suite
 test: check browser

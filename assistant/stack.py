@@ -80,8 +80,10 @@ class Stack:
         sessions_dir: Path | None = None,
         events_path: Path | None = None,
         shared: dict[str, Any] | None = None,
+        progress: bool = False,
     ) -> None:
         self.settings = settings
+        self.progress = progress  # say on stderr what slow first-run steps (model assembly, start) do
         self.ingest_report: IngestReport | None = None
         self._llm = llm
         self._embedder = embedder
@@ -145,7 +147,7 @@ class Stack:
 
         if not isinstance(self._llm, LLMSettings):
             return self._llm
-        client = open_llm(self._llm, self.settings.home)
+        client = open_llm(self._llm, self.settings.home, progress=self.progress)
         self._owned_llm = client
         return client
 
@@ -305,7 +307,8 @@ def build_stack(
 ) -> Stack:
     """The stack over ``settings.home`` (see ``Stack``); with ``catalog_file``, that file is
     ingested first (only new or changed rows are embedded; ``progress`` shows a bar) and its
-    report is ``stack.ingest_report``."""
+    report is ``stack.ingest_report``. ``progress`` also makes the LLM's first-run steps (model
+    assembly, the server's start) say on stderr what they do and how long they take."""
     stack = Stack(
         settings,
         llm=llm,
@@ -314,6 +317,7 @@ def build_stack(
         rank=rank,
         sessions_dir=sessions_dir,
         events_path=events_path,
+        progress=progress,
     )
     if catalog_file is not None:
         try:

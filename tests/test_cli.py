@@ -98,3 +98,54 @@ def test_the_ui_refuses_to_start_on_an_empty_catalog_with_the_reason(run, tmp_pa
     res = run("ui", "--no-llm", "--catalog", str(empty), "--port", "7999")
     assert res.exit_code == 2
     assert "no products found" in res.output and "needs a catalog" in res.output
+
+
+def test_ask_prints_each_grounded_line_as_it_comes_then_the_rest(run, sample_file, monkeypatch):
+    import sys
+
+    import ui.cli.chat as chat
+    from assistant.llm.testing import ScriptedLLM
+
+    printed_before_line_two: list[str] = []
+
+    def copy():
+        yield "[1] 高腰修身，显腿长。\n"
+        sys.stdout.flush()
+        printed_before_line_two.append(sys.stdout.buffer.getvalue().decode())  # what the shopper sees by now
+        yield "[2] 宽松直筒，日常百搭。\n"
+
+    real = chat.build_stack
+    llm = ScriptedLLM(stream=[copy()])
+    monkeypatch.setattr(chat, "build_stack", lambda settings, llm_=None, **kw: real(settings, **{**kw, "llm": llm}))
+    assert run("catalog", "ingest", str(sample_file)).exit_code == 0
+    res = run("ask", "牛仔裤", "--session", "c1", "--no-llm")
+    assert res.exit_code == 0, res.stderr
+    out = res.stdout
+    assert out.startswith("为你找到") and "\n1. " in out and "\n2. " in out
+    assert out.count("1. ") == 1 and out.endswith("\n")
+    # the first line was on the screen before the model wrote the second
+    assert printed_before_line_two and "1. " in printed_before_line_two[0] and "2. " not in printed_before_line_two[0]
+    assert out.startswith(printed_before_line_two[0])
+
+
+def test_model_status_and_stop_show_and_end_the_shared_model_server(run, tmp_path):
+    from assistant.llm import DEFAULT_ALIAS, daemon
+
+    home = tmp_path / "home"
+    res = run("model", "status")
+    assert res.exit_code == 0 and "no model server running" in res.stdout
+    spec = daemon.ServerSpec("/models/m.gguf", "c" * 64, DEFAULT_ALIAS, 1, 2048, 2, 60.0)
+    server = daemon.connect(spec, home, command=[*daemon.default_command(spec, home), "--stub"], start_timeout=20)
+    try:
+        res = run("model", "status")
+        assert res.exit_code == 0 and server.base_url in res.stdout and "in use" in res.stdout
+        assert f"pid {server.pid}" in res.stdout and "cccccccccccc" in res.stdout
+        status = json.loads(run("model", "status", "--json").stdout)
+        assert status["servers"][0]["alive"] and server.token not in json.dumps(status)  # the token stays private
+    finally:
+        server.stop()
+    res = run("model", "stop")
+    assert res.exit_code == 0 and f"pid {server.pid}: stopped" in res.stdout
+    assert "no model server running" in run("model", "status").stdout
+    res = run("model", "start", "--no-llm")
+    assert res.exit_code == 2 and "embedded model" in res.stderr

@@ -8,8 +8,14 @@ the packaged model into a session temp dir (1.1 GB, a few seconds).
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,17 +25,20 @@ import pytest
 from pydantic import BaseModel, Field
 
 from assistant.llm import (
+    DEFAULT_ALIAS,
     MODEL_SHA256,
     MODEL_SIZE,
     EmbeddedServer,
     LLMClient,
     LLMSettings,
     assemble,
+    daemon,
     default_model_path,
     open_llm,
 )
 from assistant.llm.model import check_gguf, find_parts
 from assistant.llm.parsing import first_json_object, tool_calls_from_text
+from assistant.llm.settings import default_threads
 from assistant.llm.testing import FakeOpenAIServer as FakeServer
 from assistant.llm.testing import completion, sse
 from shopassist.errors import BackendError, ModelBehaviourError, UsageError
@@ -447,3 +456,200 @@ def test_embedded_server_is_gone_after_it_stops(embedded_llm: LLMClient) -> None
         assert server.health()
     with pytest.raises(httpx.ConnectError):
         httpx.get(root + "/health", timeout=2)
+
+
+# -- settings: threads and the shared server -------------------------------------------------------------
+@pytest.mark.unit
+def test_llm_threads_and_idle_minutes_come_from_their_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "SHOPASSIST_LLM_THREADS",
+        "SHOPASSIST_LLM_IDLE_MINUTES",
+        "SHOPASSIST_LLM_BASE_URL",
+        "SHOPASSIST_LLM_GGUF",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SHOPASSIST_THREADS", "7")  # the embedder's setting: not the LLM's
+    default = LLMSettings.from_env()
+    assert default.threads == default_threads() and 1 <= default.threads <= 4
+    assert default.idle_minutes == 15 and default.shared  # the CLI shares one server per home
+    assert LLMSettings().idle_minutes == 0 and not LLMSettings().shared  # a library user gets no daemon
+    monkeypatch.setenv("SHOPASSIST_LLM_THREADS", "3")
+    monkeypatch.setenv("SHOPASSIST_LLM_IDLE_MINUTES", "0")
+    env = LLMSettings.from_env()
+    assert (env.threads, env.idle_minutes, env.shared) == (3, 0.0, False)
+    assert LLMSettings.from_env(threads=1).threads == 1  # --llm-threads wins over the environment
+    monkeypatch.setenv("SHOPASSIST_LLM_THREADS", "two")
+    with pytest.raises(UsageError, match="SHOPASSIST_LLM_THREADS"):
+        LLMSettings.from_env()
+    monkeypatch.setenv("SHOPASSIST_LLM_THREADS", "1")
+    monkeypatch.setenv("SHOPASSIST_LLM_IDLE_MINUTES", "-1")
+    with pytest.raises(UsageError, match="idle minutes"):
+        LLMSettings.from_env()
+    assert not LLMSettings(base_url="http://vllm:8000/v1", idle_minutes=15).shared  # remote: nothing to share
+
+
+@pytest.mark.unit
+def test_assembly_with_progress_says_what_it_does_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parts = _parts(tmp_path, count=3)
+    data = b"".join(p.read_bytes() for p in parts)
+    import hashlib
+
+    assemble(
+        tmp_path / "m.gguf",
+        parts,
+        expected_size=len(data),
+        expected_sha256=hashlib.sha256(data).hexdigest(),
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "assembling the language model" in err and "from 3 installed parts" in err and "sha256" in err
+    assert "assembling m.gguf" in err and "100%" in err  # the byte bar ran to the end
+    assemble(
+        tmp_path / "m.gguf",
+        parts,
+        expected_size=len(data),
+        expected_sha256=hashlib.sha256(data).hexdigest(),
+        progress=True,
+    )
+    assert capsys.readouterr().err == ""  # already assembled: nothing to say
+
+
+# -- the shared model server (assistant.llm.daemon), with its stub backend ------------------------------
+def _spec(sha: str = "a" * 64, idle: float = 60.0, threads: int = 1) -> daemon.ServerSpec:
+    return daemon.ServerSpec(
+        gguf="/models/m.gguf", sha256=sha, alias=DEFAULT_ALIAS, threads=threads, ctx=2048, parallel=2, idle_seconds=idle
+    )
+
+
+def _stub(spec: daemon.ServerSpec, home: Path) -> list[str]:
+    return [*daemon.default_command(spec, home), "--stub"]
+
+
+@pytest.fixture()
+def server_home(tmp_path: Path) -> Iterator[Path]:
+    home = tmp_path / "home"
+    yield home
+    daemon.stop_servers(home)
+
+
+def _gone(pid: int, within: float = 10.0) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if not daemon.pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.integration
+def test_a_second_client_reuses_the_live_server_and_a_stop_ends_it(server_home: Path) -> None:
+    spec = _spec()
+    first = daemon.connect(spec, server_home, command=_stub(spec, server_home), start_timeout=20)
+    second = daemon.connect(spec, server_home, command=["false"], start_timeout=20)  # must not start anything
+    assert first.started and not second.started
+    assert second.pid == first.pid and second.base_url == first.base_url and second.token == first.token
+    record = daemon.Paths(server_home, spec.key).record
+    assert record.stat().st_mode & 0o777 == 0o600  # it holds the token
+    # the token is required: without it the server refuses, with it the model is listed
+    assert httpx.get(first.base_url + "/models", timeout=5).status_code == 401
+    client = LLMClient(first.base_url, DEFAULT_ALIAS, api_key=first.token, server=first)
+    assert client.info()["shared"] and client.info()["server_pid"] == first.pid
+    client.close()  # detaches only
+    assert daemon.pid_alive(first.pid)
+    [status] = daemon.server_status(server_home)
+    assert status["alive"] and status["in_use"] and "token" not in status  # `second` is still attached
+    second.stop()
+    assert not daemon.server_status(server_home)[0]["in_use"]
+    assert daemon.stop_servers(server_home) == [
+        {"key": spec.key, "pid": first.pid, "stopped": True, "was_running": True}
+    ]
+    assert _gone(first.pid) and not record.exists() and daemon.server_status(server_home) == []
+
+
+@pytest.mark.integration
+def test_a_stale_record_is_replaced_by_a_new_server(server_home: Path) -> None:
+    spec = _spec()
+    paths = daemon.Paths(server_home, spec.key)
+    paths.folder.mkdir(parents=True)
+    # a live process that is not the server (this test), at a port nobody answers on: stale
+    stale = {
+        "pid": os.getpid(),
+        "url": f"http://127.0.0.1:{free_port()}",
+        "token": "old",
+        "alias": DEFAULT_ALIAS,
+        "identity": spec.identity,
+        "threads": 1,
+        "ctx": 2048,
+        "parallel": 2,
+    }
+    paths.record.write_text(json.dumps(stale))
+    server = daemon.connect(spec, server_home, command=_stub(spec, server_home), start_timeout=20)
+    assert server.started and server.pid != os.getpid() and server.token != "old"
+    assert daemon.read_record(paths.record)["pid"] == server.pid
+    server.stop()
+    # a record whose process is gone (a crash, a reboot) is replaced too
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    paths.record.write_text(json.dumps({**stale, "pid": dead.pid}))
+    assert daemon.connect(spec, server_home, command=_stub(spec, server_home), start_timeout=20).started
+
+
+@pytest.mark.integration
+def test_a_server_of_another_model_is_never_reused(server_home: Path) -> None:
+    mine, other = _spec("a" * 64), _spec("b" * 64)
+    a = daemon.connect(mine, server_home, command=_stub(mine, server_home), start_timeout=20)
+    b = daemon.connect(other, server_home, command=_stub(other, server_home), start_timeout=20)
+    assert b.started and b.pid != a.pid and daemon.pid_alive(a.pid)  # two models, two servers
+    assert {s["sha256"] for s in daemon.server_status(server_home)} == {"a" * 64, "b" * 64}
+    # a record for this key that names another model (tampered, or an older format) is not used
+    paths = daemon.Paths(server_home, mine.key)
+    paths.record.write_text(daemon.Paths(server_home, other.key).record.read_text())
+    c = daemon.connect(mine, server_home, command=_stub(mine, server_home), start_timeout=20)
+    assert c.started and c.pid not in (a.pid, b.pid)
+    assert daemon.read_record(paths.record)["identity"] == "a" * 64
+    assert daemon.pid_alive(b.pid)  # the other model's server was not touched
+    for s in (a, b, c):
+        s.stop()
+
+
+@pytest.mark.integration
+def test_two_processes_racing_start_one_server(server_home: Path) -> None:
+    spec = _spec()
+    results: list[daemon.SharedServer] = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(daemon.connect(spec, server_home, command=_stub(spec, server_home)))
+        )
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 3 and len({s.pid for s in results}) == 1
+    assert sum(s.started for s in results) == 1
+    for s in results:
+        s.stop()
+
+
+@pytest.mark.integration
+def test_the_server_stops_itself_once_idle_but_never_under_an_attached_client(server_home: Path) -> None:
+    spec = _spec(idle=0.5)
+    server = daemon.connect(spec, server_home, command=_stub(spec, server_home), start_timeout=20)
+    time.sleep(1.5)  # three idle periods with a client attached
+    assert daemon.pid_alive(server.pid) and daemon.answers(server.record)
+    server.stop()
+    assert _gone(server.pid, within=10)
+    assert not daemon.Paths(server_home, spec.key).record.exists()
+    assert "stopped: idle" in daemon.Paths(server_home, spec.key).log.read_text()
+    again = daemon.connect(spec, server_home, command=_stub(spec, server_home), start_timeout=20)
+    assert again.started and again.pid != server.pid  # the next command starts a fresh one
+    again.stop()
+
+
+@pytest.mark.integration
+def test_a_server_that_fails_to_start_is_a_backend_error_with_its_log(server_home: Path) -> None:
+    spec = _spec()
+    failing = [sys.executable, "-c", "import sys; print('llama.cpp: out of memory', file=sys.stderr); sys.exit(3)"]
+    with pytest.raises(BackendError, match=r"exited \(code 3\)[\s\S]*out of memory"):
+        daemon.connect(spec, server_home, command=failing, start_timeout=20)

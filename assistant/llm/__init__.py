@@ -12,10 +12,39 @@ Modules: ``settings`` (LLMSettings), ``model`` (assemble/verify the packaged GGU
 ``client`` (LLMClient over LangChain ChatOpenAI, open_llm).
 """
 
-from assistant.llm.client import LLM, DroppedCall, LLMClient, ToolCall, ToolReply, open_llm, resolve_model
-from assistant.llm.embedded import DEFAULT_ALIAS, EmbeddedServer
-from assistant.llm.model import MODEL_SHA256, MODEL_SIZE, ModelFile, assemble, default_model_path, ensure_model
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from assistant.llm.settings import LLMSettings
+
+if TYPE_CHECKING:
+    from assistant.llm.client import LLM, DroppedCall, LLMClient, ToolCall, ToolReply, open_llm, resolve_model
+    from assistant.llm.embedded import DEFAULT_ALIAS, EmbeddedServer
+    from assistant.llm.model import MODEL_SHA256, MODEL_SIZE, ModelFile, assemble, default_model_path, ensure_model
+
+# Imported on first use (PEP 562): the client pulls in LangChain and the OpenAI SDK (1.5-3 s), which
+# ``--no-llm`` commands, ``LLMSettings`` readers and the model server process never need.
+_LAZY = {
+    **dict.fromkeys(
+        ("LLM", "DroppedCall", "LLMClient", "ToolCall", "ToolReply", "open_llm", "resolve_model"), "client"
+    ),
+    **dict.fromkeys(("DEFAULT_ALIAS", "EmbeddedServer"), "embedded"),
+    **dict.fromkeys(
+        ("MODEL_SHA256", "MODEL_SIZE", "ModelFile", "assemble", "default_model_path", "ensure_model"), "model"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'assistant.llm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"assistant.llm.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_ALIAS",

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 
 import httpx
 import openai
@@ -36,6 +37,9 @@ from assistant.llm.model import ModelFile, ensure_model
 from assistant.llm.parsing import coerce_arguments, first_json_object, tool_calls_from_text
 from assistant.llm.settings import LLMSettings
 from shopassist.errors import BackendError, ModelBehaviourError, ShopAssistError, UsageError
+
+if TYPE_CHECKING:
+    from assistant.llm.daemon import SharedServer
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +148,8 @@ class LLMClient:
     """One OpenAI-compatible chat endpoint (the embedded llama.cpp server, vLLM, any other).
 
     ``http_client`` lets a test pass a fake server (``httpx.MockTransport``) instead of patching.
-    ``server`` is an embedded server this client owns and stops on ``close()``.
+    ``server`` is an embedded server this client owns and stops on ``close()``, or its attachment
+    to a shared server (``assistant.llm.daemon.SharedServer``), which ``close()`` only detaches.
     """
 
     def __init__(
@@ -156,7 +161,7 @@ class LLMClient:
         timeout: float = 120.0,
         max_retries: int = 1,
         http_client: httpx.Client | None = None,
-        server: EmbeddedServer | None = None,
+        server: EmbeddedServer | SharedServer | None = None,
         model_file: ModelFile | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
@@ -216,6 +221,9 @@ class LLMClient:
             out["load_seconds"] = self._server.load_seconds
             out["threads"] = self._server.threads
             out["ctx"] = self._server.ctx
+            out["shared"] = bool(getattr(self._server, "shared", False))
+            if out["shared"]:
+                out["server_pid"] = getattr(self._server, "pid", None)
         return out
 
     # -- structured output -------------------------------------------------------------------------
@@ -395,7 +403,8 @@ class LLMClient:
     def _backend_error(self, exc: BaseException) -> ShopAssistError:
         where = f"the LLM server at {self.base_url}"
         fix_url = (
-            "The embedded server stopped; restart the app (or use --llm-base-url)."
+            "The embedded server stopped (`shopassist model stop`, or it ran out of memory); run the command "
+            "again, which starts it anew (or use --llm-base-url)."
             if self.embedded
             else "Is vLLM (or another OpenAI-compatible server) running there? Start it, or point "
             "--llm-base-url / SHOPASSIST_LLM_BASE_URL at it (unset it to use the embedded model)."
@@ -451,27 +460,67 @@ def resolve_model(
     raise BackendError(f"{base_url}/models lists no model: set --llm-model / SHOPASSIST_LLM_MODEL.")
 
 
-def open_llm(settings: LLMSettings | None = None, home: Path | str | None = None) -> LLMClient:
-    """The configured LLM: a remote server when ``base_url`` is set, else the embedded server.
+def open_llm(
+    settings: LLMSettings | None = None, home: Path | str | None = None, *, progress: bool = False
+) -> LLMClient:
+    """The configured LLM: a remote server when ``base_url`` is set, else the embedded model.
 
-    The embedded path assembles/verifies the packaged GGUF under ``home`` (or loads
-    ``settings.gguf``), starts llama.cpp on 127.0.0.1 and returns a client that stops it on close.
+    The embedded path assembles/verifies the packaged GGUF under ``home`` (or checks
+    ``settings.gguf``), then, with ``settings.idle_minutes > 0`` (what ``from_env`` and so every CLI
+    command uses), attaches to the shared server under ``home`` (``assistant.llm.daemon``: started
+    in the background when none is running, reused by later processes, so the model loads once and
+    llama.cpp's prompt cache survives between commands); with 0 it starts llama.cpp inside this
+    process and the client stops it on close. ``progress`` says on stderr what the slow first-run
+    steps are doing and how long they take.
     """
     settings = settings or LLMSettings.from_env()
     if settings.base_url:
         model = settings.model or resolve_model(settings.base_url, settings.api_key)
         return LLMClient(settings.base_url, model, api_key=settings.api_key, timeout=settings.timeout)
-    if home is None and not settings.gguf:
+    if home is None:
         from shopassist.config import Settings
 
         home = Settings.from_env().home
-    model_file = ensure_model(Path(home or "."), settings.gguf, settings.gguf_sha256)
+    model_file = ensure_model(Path(home), settings.gguf, settings.gguf_sha256, progress=progress)
     alias = settings.model or DEFAULT_ALIAS
     # Two slots, each with its own prompt cache: the intent prompt and the copy prompt alternate
     # every turn, and with one slot each evicts the other's cached prefix (measured 5-9 s vs ~2 s).
-    server = EmbeddedServer(
-        model_file.path, threads=settings.threads, ctx=settings.ctx * 2, alias=alias, parallel=2
-    ).start()
+    if settings.shared:
+        from assistant.llm.daemon import ServerSpec, connect
+
+        spec = ServerSpec(
+            gguf=str(model_file.path),
+            sha256=model_file.sha256,
+            alias=alias,
+            threads=settings.threads,
+            ctx=settings.ctx * 2,
+            parallel=2,
+            idle_seconds=settings.idle_minutes * 60,
+        )
+        shared = connect(spec, Path(home), progress=progress)
+        try:
+            return LLMClient(
+                shared.base_url,
+                alias,
+                api_key=shared.token,
+                timeout=settings.timeout,
+                server=shared,
+                model_file=model_file,
+                max_retries=0,
+            )
+        except BaseException:
+            shared.stop()
+            raise
+    server = EmbeddedServer(model_file.path, threads=settings.threads, ctx=settings.ctx * 2, alias=alias, parallel=2)
+    if progress:
+        print(
+            "starting the language model in this process (a few seconds; minutes on a busy machine) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    server.start()
+    if progress:
+        print(f"language model ready in {server.load_seconds or 0.0:.1f} s", file=sys.stderr, flush=True)
     try:
         return LLMClient(
             server.base_url, alias, timeout=settings.timeout, server=server, model_file=model_file, max_retries=0

@@ -49,6 +49,7 @@ class EmbeddedServer:
         alias: str = DEFAULT_ALIAS,
         parallel: int = 1,
         verbose: bool = False,
+        api_key: str | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
@@ -60,6 +61,7 @@ class EmbeddedServer:
         self.alias = alias
         self.parallel = parallel
         self.verbose = verbose
+        self.api_key = api_key  # when set, every endpoint but /health wants "Authorization: Bearer <key>"
         self.load_seconds: float | None = None
         self._server: Any = None
         self._root_url: str | None = None
@@ -90,6 +92,8 @@ class EmbeddedServer:
             params.cache_ram_mib = CACHE_RAM_MIB
             params.ui = False
             params.offline = True  # never reach for a hub
+            if self.api_key:
+                params.api_keys = [self.api_key]
             params.verbosity = 3 if self.verbose else 0
             started = time.perf_counter()
             try:

@@ -8,6 +8,8 @@ Why this shape:
   atomically, so a crash or a ``kill -9`` never leaves a half-written model that looks complete.
 - Hashing 1.1 GB costs seconds; startup must not. After the first verified assembly we write a
   marker holding the sha256, size and mtime; later calls only compare size + marker.
+- ``progress=True`` shows a byte bar on stderr for the slow paths (assembly, a first hash), so a
+  first run says what it is doing instead of sitting silent.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from shopassist.errors import UsageError
 
@@ -122,11 +127,29 @@ def _marker_matches(target: Path, sha256: str, size: int) -> bool:
     )
 
 
-def sha256_file(path: Path) -> str:
+@contextlib.contextmanager
+def _byte_bar(total: int, desc: str, enabled: bool) -> Iterator[Any]:
+    """A tqdm bar in bytes on stderr (a no-op bar when not ``enabled``)."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=not enabled, mininterval=0.5
+    )
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def sha256_file(path: Path, *, progress: bool = False) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with (
+        _byte_bar(path.stat().st_size, f"checking {path.name} (sha256)", progress) as bar,
+        path.open("rb") as handle,
+    ):
         while block := handle.read(_CHUNK):
             digest.update(block)
+            bar.update(len(block))
     return digest.hexdigest()
 
 
@@ -136,16 +159,21 @@ def assemble(
     *,
     expected_size: int = MODEL_SIZE,
     expected_sha256: str = MODEL_SHA256,
+    progress: bool = False,
 ) -> ModelFile:
     """Concatenate the chunks into ``target`` once; a later call only checks size + marker.
 
     ``parts`` and the expectations are parameters so tests can exercise the mismatch path on
-    small files instead of 1.1 GB.
+    small files instead of 1.1 GB. ``progress``: say on stderr what the slow paths are doing.
     """
     if _marker_matches(target, expected_sha256, expected_size):
         return ModelFile(target, expected_sha256, assembled=False)
     # Right size but no (valid) marker: e.g. copied in by hand. Verify once, then trust it.
-    if target.is_file() and target.stat().st_size == expected_size and sha256_file(target) == expected_sha256:
+    if (
+        target.is_file()
+        and target.stat().st_size == expected_size
+        and sha256_file(target, progress=progress) == expected_sha256
+    ):
         _write_marker(target, expected_sha256)
         return ModelFile(target, expected_sha256, assembled=False)
     parts = find_parts() if parts is None else parts
@@ -164,13 +192,22 @@ def assemble(
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
+    if progress:
+        print(
+            f"first run: assembling the language model ({total / 1e9:.1f} GB from {len(parts)} installed "
+            f"parts, sha256-checked) into {target.parent}; once only, usually well under a minute ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    desc = f"assembling {target.name}"
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, _byte_bar(total, desc, progress) as bar:
             for part in parts:
                 with part.open("rb") as handle:
                     while block := handle.read(_CHUNK):
                         digest.update(block)
                         out.write(block)
+                        bar.update(len(block))
             out.flush()
             os.fsync(out.fileno())
         actual = digest.hexdigest()
@@ -194,7 +231,7 @@ def assemble(
     return ModelFile(target, expected_sha256, assembled=True)
 
 
-def check_gguf(path: Path, expected_sha256: str | None = None) -> ModelFile:
+def check_gguf(path: Path, expected_sha256: str | None = None, *, progress: bool = False) -> ModelFile:
     """A user-given GGUF (--llm-gguf): must exist and look like GGUF; hashed only if asked."""
     path = path.expanduser()
     if not path.is_file():
@@ -205,7 +242,7 @@ def check_gguf(path: Path, expected_sha256: str | None = None) -> ModelFile:
     if expected_sha256:
         if _marker_matches(path, expected_sha256, path.stat().st_size):
             return ModelFile(path, expected_sha256, assembled=False)
-        actual = sha256_file(path)
+        actual = sha256_file(path, progress=progress)
         if actual != expected_sha256.lower():
             raise UsageError(f"--llm-gguf {path}: sha256 is {actual}, expected {expected_sha256}.")
         return ModelFile(path, actual, assembled=False)
@@ -216,8 +253,10 @@ def default_model_path(home: Path) -> Path:
     return Path(home).expanduser() / "models" / MODEL_FILENAME
 
 
-def ensure_model(home: Path, gguf: str | Path | None = None, gguf_sha256: str | None = None) -> ModelFile:
+def ensure_model(
+    home: Path, gguf: str | Path | None = None, gguf_sha256: str | None = None, *, progress: bool = False
+) -> ModelFile:
     """The GGUF to load: ``gguf`` when given, else the packaged model assembled under ``home``."""
     if gguf:
-        return check_gguf(Path(gguf), gguf_sha256)
-    return assemble(default_model_path(home))
+        return check_gguf(Path(gguf), gguf_sha256, progress=progress)
+    return assemble(default_model_path(home), progress=progress)

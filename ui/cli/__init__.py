@@ -18,6 +18,7 @@ from ui.cli.catalog import catalog, demo, search
 from ui.cli.chat import ask, edit, serve, ui_command
 from ui.cli.evals import eval_group
 from ui.cli.events import event
+from ui.cli.model_server import model
 from ui.cli.privacy import privacy
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     """shopassist: conversational shopping search for Chinese and English catalogs."""
 
 
-for _command in (catalog, search, demo, ui_command, ask, serve, event, edit, eval_group, privacy):
+for _command in (catalog, search, demo, ui_command, ask, serve, event, edit, eval_group, privacy, model):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from assistant.events import DoneEvent, ProductsEvent
+from assistant.events import DoneEvent, ProductsEvent, ReplyEvent
 from assistant.stack import build_stack
 from shopassist.config import Settings
 from shopassist.errors import UsageError
@@ -34,7 +34,11 @@ def ui_command(settings: Settings, llm_settings: Any, catalog_file: Path | None,
     from ui.app import launch
 
     source = catalog_file or demo_catalog_path()
-    click.echo(f"loading {source} into {settings.home} (only new or changed rows are embedded) ...", err=True)
+    click.echo(
+        f"loading {source} into {settings.home}: the first time every product is embedded (the 10,485-product "
+        "demo: about 2 minutes on 2 busy cores), later runs only new or changed rows ...",
+        err=True,
+    )
     with build_stack(settings, llm=llm_settings, catalog_file=source, progress=True) as stack:
         report = stack.ingest_report
         assert report is not None
@@ -45,7 +49,7 @@ def ui_command(settings: Settings, llm_settings: Any, catalog_file: Path | None,
         click.echo(
             f"catalog ready: {len(stack.catalog)} products ({report.added} added, {report.rejected} rejected)", err=True
         )
-        agent = stack.agent  # starts the LLM
+        agent = stack.agent  # starts the LLM (saying so on stderr: build_stack(progress=True))
         click.echo(f"shopassist chat on http://{host}:{port}  (Ctrl-C to stop)", err=True)
         launch(agent, host=host, port=port)
 
@@ -73,21 +77,31 @@ def ask(
     settings: Settings, llm_settings: Any, message: str, session_id: str, catalog_file: Path | None, as_json: bool
 ) -> None:
     """One turn of the shopping conversation SESSION."""
-    with build_stack(settings, llm=llm_settings, catalog_file=catalog_file) as stack:
+    with build_stack(settings, llm=llm_settings, catalog_file=catalog_file, progress=True) as stack:
         require_products(stack)
         agent = stack.agent
         if as_json:
             dump(agent.ask(session_id, message).public())
             return
+        from assistant.agent import StreamedLineEvent  # here: the CLI's start stays light
+
         result = None
+        sent = ""  # the reply printed so far: each grounded copy line as it comes, then the rest
         for event in agent.turn(session_id, message):
             if isinstance(event, ProductsEvent) and result is None:
                 click.echo(f"[{len(event.cards)} products]", err=True)
+            elif isinstance(event, StreamedLineEvent):
+                sent += event.delta
+                click.echo(event.delta, nl=False)  # click.echo flushes: the line shows now
+            elif isinstance(event, ReplyEvent):
+                if event.text.startswith(sent):
+                    click.echo(event.text[len(sent) :])
+                else:  # pragma: no cover - the agent streams a prefix of its reply
+                    click.echo("\n" + event.text)
             elif isinstance(event, DoneEvent):
                 result = event.result
         if result is None:  # pragma: no cover - every turn ends with a DoneEvent
             raise click.ClickException("the turn ended without a result")
-        click.echo(result.reply)
         if result.expansions:
             click.echo("refine: " + "  ".join(f"{f.value}({f.count})" for f in result.expansions), err=True)
 
@@ -110,7 +124,7 @@ def serve(settings: Settings, llm_settings: Any, host: str, port: int, api_key: 
 
     from ui.api import create_app
 
-    with build_stack(settings, llm=llm_settings) as stack:
+    with build_stack(settings, llm=llm_settings, progress=True) as stack:
         require_products(stack)
         if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
             click.echo(
@@ -160,7 +174,7 @@ def edit(
 
     from assistant.state import ConstraintEdit
 
-    with build_stack(settings, llm=llm_settings) as stack:
+    with build_stack(settings, llm=llm_settings, progress=True) as stack:
         if show:
             dump(stack.sessions.load(session_id).constraints.model_dump(mode="json"))
             return

@@ -101,15 +101,23 @@ def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(dir_okay=False),
         help="Another local GGUF for the embedded server [env SHOPASSIST_LLM_GGUF].",
     )
+    @click.option(
+        "--llm-threads",
+        type=click.IntRange(1, 256),
+        default=None,
+        help="CPU threads for the embedded model [env SHOPASSIST_LLM_THREADS; default: cores - 1, 1 to 4].",
+    )
     @click.option("--no-llm", is_flag=True, help="Rules and templates only (no model).")
     @functools.wraps(fn)
-    def wrapper(llm_base_url, llm_model, llm_api_key, llm_gguf, no_llm, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(llm_base_url, llm_model, llm_api_key, llm_gguf, llm_threads, no_llm, **kwargs):  # type: ignore[no-untyped-def]
         from assistant.llm import LLMSettings
 
         llm_settings = (
             None
             if no_llm
-            else LLMSettings.from_env(base_url=llm_base_url, model=llm_model, api_key=llm_api_key, gguf=llm_gguf)
+            else LLMSettings.from_env(
+                base_url=llm_base_url, model=llm_model, api_key=llm_api_key, gguf=llm_gguf, threads=llm_threads
+            )
         )
         return fn(llm_settings=llm_settings, **kwargs)
 
@@ -118,8 +126,9 @@ def llm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextlib.contextmanager
 def llm_client(llm_settings: Any, settings: Settings) -> Iterator[Any]:
-    """The configured LLM alone, for one command (None with --no-llm); the embedded server stops after."""
-    with build_stack(settings, llm=llm_settings) as stack:
+    """The configured LLM alone, for one command (None with --no-llm): the shared model server
+    (started if needed, detached after) or an in-process one that stops after."""
+    with build_stack(settings, llm=llm_settings, progress=True) as stack:
         yield stack.llm
 
 
