@@ -261,6 +261,13 @@ def compare(products: list[Product], positions: list[int], need_terms: list[str]
             verdict.append(f"只有 {who} 写明了“{term}”" if zh else f"only {who} lists '{term}'")
     if not differing:
         verdict.append("这几款的记录信息几乎相同" if zh else "their records are almost the same")
+    elif not verdict:
+        names = [n for n, _ in differing][:3]
+        same_price = len(priced) > 1 and len({x for x, _ in priced}) == 1
+        if zh:
+            verdict.append(("价格相同，" if same_price else "") + "区别在" + "、".join(names))
+        else:
+            verdict.append(("same price; " if same_price else "") + "they differ in " + ", ".join(names))
     line = ("结论：" + "；".join(verdict) + "。") if zh else ("Verdict: " + "; ".join(verdict) + ".")
     return "\n".join([*table, line])
 

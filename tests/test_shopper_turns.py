@@ -165,3 +165,13 @@ def test_another_product_after_a_gift_is_a_new_need_not_a_narrower_gift():
     gift = parse_rules("给我妈买个生日礼物 300左右")
     assert parse_rules("iPhone 15 Pro Max 256G", previous=gift).relation == Relation.new
     assert parse_rules("要个保温杯", previous=gift).relation == Relation.refine
+
+
+def test_a_compare_of_equal_prices_still_gives_a_verdict() -> None:
+    from assistant.answers import compare
+    from shopassist.models import Product
+
+    a = Product(id="a", title="A jeans", price=69.9, brand="X", attributes={"颜色": "深色"})
+    b = Product(id="b", title="B jeans", price=69.9, brand="Y")
+    assert compare([a, b], [1, 2], [], "zh").splitlines()[-1] == "结论：价格相同，区别在品牌、颜色。"
+    assert compare([a, b], [1, 2], [], "en").splitlines()[-1].startswith("Verdict: same price; they differ in brand")
