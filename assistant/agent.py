@@ -42,6 +42,7 @@ from assistant.events import (
     ReplyDeltaEvent,
     ReplyEvent,
     ReplyLineEvent,
+    StreamedLineEvent,
     TurnEvent,
     TurnResult,
     final_result,
@@ -79,7 +80,6 @@ __all__ = [
     "SHOW",
     "SearchOutcome",
     "ShoppingAgent",
-    "StreamedLineEvent",
     "Turn",
     "TurnResult",
     "final_result",
@@ -88,16 +88,6 @@ __all__ = [
 SHOW = 5  # products shown per turn (the dialogue suite checks the top 5)
 COPY_FOR = 2  # products the LLM writes copy for; the rest get template lines (CPU latency)
 MAX_MESSAGE = 500
-
-
-class StreamedLineEvent(ReplyLineEvent):
-    """A ``ReplyLineEvent`` that continues the reply: ``delta`` is the reply's next text (its
-    header before the first line, then ``"\\n1. line"``). The final ``ReplyEvent.text`` starts with
-    the deltas joined, so a client that streams them sends only the rest at the end
-    (``ui.api``, ``shopassist ask``). A line checked out of order has no delta (a plain
-    ``ReplyLineEvent``): its text may still change, and it comes with the rest."""
-
-    delta: str
 
 
 @dataclass

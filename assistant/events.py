@@ -96,6 +96,16 @@ class ReplyLineEvent(BaseModel):
     text: str
 
 
+class StreamedLineEvent(ReplyLineEvent):
+    """A ``ReplyLineEvent`` that continues the reply: ``delta`` is the reply's next text (its
+    header before the first line, then ``"\\n1. line"``). The final ``ReplyEvent.text`` starts with
+    the deltas joined, so a client that streams them sends only the rest at the end
+    (``ui.api``, ``shopassist ask``). A line checked out of order has no delta (a plain
+    ``ReplyLineEvent``): its text may still change, and it comes with the rest."""
+
+    delta: str
+
+
 class ReplyEvent(BaseModel):
     type: Literal["reply"] = "reply"
     text: str

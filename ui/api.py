@@ -47,8 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from assistant.agent import ShoppingAgent, StreamedLineEvent
-from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, final_result
+from assistant.agent import ShoppingAgent
+from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, StreamedLineEvent, final_result
 from assistant.stack import forget_session
 from ranking.ranker import Ranker
 from retrieval import Catalog

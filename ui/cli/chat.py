@@ -83,7 +83,7 @@ def ask(
         if as_json:
             dump(agent.ask(session_id, message).public())
             return
-        from assistant.agent import StreamedLineEvent  # here: the CLI's start stays light
+        from assistant.events import StreamedLineEvent  # here: the CLI's start stays light
 
         result = None
         sent = ""  # the reply printed so far: each grounded copy line as it comes, then the rest
