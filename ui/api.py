@@ -273,7 +273,10 @@ def create_app(
 
     def require_key(request: Request) -> JSONResponse | None:
         if not api_key:
-            return _error(403, "forbidden", "catalog writes are disabled: start the server with SHOPASSIST_API_KEY set")
+            what = (
+                "forgetting a session is" if request.scope["path"].startswith("/v1/sessions/") else "catalog writes are"
+            )
+            return _error(403, "forbidden", f"{what} disabled: start the server with SHOPASSIST_API_KEY set")
         if not key_valid(request):
             return _error(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY or X-API-Key)")
         return None
