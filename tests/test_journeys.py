@@ -76,6 +76,7 @@ class Shopper:
         self.name = name
         self.page.goto(url)
         self.page.wait_for_selector("#message textarea", timeout=60_000)
+        self.page.wait_for_selector(".sa-landing .sa-card", timeout=60_000)  # the landing view renders after load
 
     def chat(self) -> str:
         """The text of the chat's rendered messages (the Chatbot keeps only the latest in the DOM)."""
