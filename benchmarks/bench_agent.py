@@ -95,13 +95,19 @@ def main() -> None:
             "mean_ms": round(statistics.mean(values), 1),
         }
 
+    def llm_label() -> str:
+        from assistant.llm import LLMSettings
+
+        threads = LLMSettings.from_env().threads
+        return f"embedded Qwen2.5-Coder-1.5B-Instruct Q4_K_M (xllamacpp, {threads} thread{'s' if threads != 1 else ''})"
+
     warm = rows[1:] if len(rows) > 1 else rows
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "queries": len(rows),
         "catalog_products": len(catalog),
-        "llm": None if args.no_llm else "embedded Qwen2.5-Coder-1.5B-Instruct Q4_K_M (xllamacpp, 2 threads)",
+        "llm": None if args.no_llm else llm_label(),
         "llm_start_seconds": round(llm_start_s, 2),
         "first_products": stats("first_products_ms", rows),
         # products on screen -> first grounded copy line (ReplyLineEvent), over turns that have one
