@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shopassist.errors import UsageError
+from shopassist.errors import UsageError, folder_error
 
 EMBEDDER_BACKENDS = ("use", "transformers", "openai")
 
@@ -147,8 +147,5 @@ class Settings:
         try:
             self.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new home is the owner's alone
         except OSError as exc:
-            raise UsageError(
-                f"Cannot create the data folder {self.home}: {exc.strerror}. "
-                "Pick a writable folder with --home DIR or SHOPASSIST_HOME."
-            ) from exc
+            raise folder_error(self.home, exc) from exc
         return self.home

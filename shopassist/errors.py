@@ -18,3 +18,11 @@ class BackendError(ShopAssistError):
 
 class ModelBehaviourError(ShopAssistError):
     """A model answered, but not in the shape we asked for (and repair failed)."""
+
+
+def folder_error(path: object, exc: OSError) -> UsageError:
+    """The one message for a data folder that cannot be created (the home, its model and server
+    folders): what failed and how to pick another place."""
+    return UsageError(
+        f"Cannot create the data folder {path}: {exc.strerror}. Pick a writable folder with --home DIR or SHOPASSIST_HOME."
+    )

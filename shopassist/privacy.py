@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shopassist.errors import UsageError
+from shopassist.errors import UsageError, folder_error
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,7 @@ def load_secret(home: Path) -> bytes:
     try:
         private_dir(home)
     except OSError as exc:
-        raise UsageError(
-            f"Cannot create the data folder {home}: {exc.strerror}. "
-            "Pick a writable folder with --home DIR or SHOPASSIST_HOME."
-        ) from exc
+        raise folder_error(home, exc) from exc
     path = home / SECRET_FILE
     for _ in range(3):
         try:

@@ -52,7 +52,7 @@ from typing import IO, Any
 
 import httpx
 
-from shopassist.errors import BackendError, UsageError
+from shopassist.errors import BackendError, folder_error
 
 SERVERS_DIR = "llm-servers"
 TOKEN_ENV = "SHOPASSIST_LLM_SERVER_TOKEN"
@@ -325,9 +325,7 @@ def connect(
     try:
         paths.folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(
-            f"Cannot create {paths.folder}: {exc.strerror}. Pick a writable folder with --home or SHOPASSIST_HOME."
-        ) from exc
+        raise folder_error(paths.folder, exc) from exc
     # Attach first: a server that is just deciding it is idle holds the users lock exclusively and
     # removes its record before letting go, so we then see no record rather than a dying server.
     lease = paths.users.open("a+b")

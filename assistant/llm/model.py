@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shopassist.errors import UsageError
+from shopassist.errors import UsageError, folder_error
 
 MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 MODEL_SIZE = 1_117_320_768
@@ -186,9 +186,7 @@ def assemble(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(
-            f"Cannot create {target.parent}: {exc.strerror}. Pick a writable folder with --home or SHOPASSIST_HOME."
-        ) from exc
+        raise folder_error(target.parent, exc) from exc
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
