@@ -28,7 +28,7 @@ import dataclasses
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -610,7 +610,7 @@ class ShoppingAgent:
         yield IntentEvent(source="rules", intent=rules.summary())
 
         answer = self._answer(turn, rules)
-        t_fast = turn.mark("first_products_ms")
+        turn.mark("first_products_ms")
         yield ProductsEvent(cards=self._cards(answer))
         # refinements belong to a list of matches, not to an answer or to "we don't have that"
         listed = answer.text is None and not (answer.outcome and answer.outcome.missing)
@@ -623,8 +623,14 @@ class ShoppingAgent:
         # demo suite, an LLM reading of every need cost 9.4 points (it adds must-haves and
         # categories such as 礼物/生日 that empty a gift search)
         llm = None if rules.relation in KEEPS_NEED or rules_sure(rules) else self.llm
+        written: tuple[list[str], str] | None = None
+        if llm is not None and listed and answer.products:
+            # the shopper reads the lines for the products on screen first (~2 s): the LLM's
+            # reading (~4 s on one CPU thread) comes after, and a change it makes is shown as one
+            written = yield from self._write_copy(turn, rules, answer, None)
+        t_read = time.perf_counter()
         llm_intent = read_with_llm(llm, message, conversation_context(state, SHOW), turn.llm_errors)
-        turn.mark("llm_intent_ms", since=t_fast)
+        turn.mark("llm_intent_ms", since=t_read)
         if llm_intent is not None:
             merged = reconcile(rules, llm_intent, message)
             source = "rules+llm"
@@ -635,9 +641,10 @@ class ShoppingAgent:
                 # an LLM reading that empties a non-empty answer is not trusted over the rules
                 if changed and (other.products or not answer.products):
                     answer = other
-                    yield ProductsEvent(cards=self._cards(answer))
+                    written = None  # the lines were about the products it replaced
+                    yield ProductsEvent(cards=self._cards(answer), refined=True)
             intent = merged
-        yield from self._compose(turn, intent, source, answer, expansions)
+        yield from self._compose(turn, intent, source, answer, expansions, written=written)
 
     def edit(self, session_id: str, edit: ConstraintEdit) -> Iterator[TurnEvent]:
         """The shopper edited the parsed need (removed or toggled a chip, typed a price): the
@@ -668,25 +675,41 @@ class ShoppingAgent:
     def _copy_stream(self, turn: Turn, products: list[Product], language: str, need_text: str) -> Iterator[str]:
         if self.llm is None or not products:
             return
-        messages = copy_messages(products, language, need_text)
-        try:
-            yield from self.llm.stream(messages, max_tokens=COPY_TOKENS * len(products), temperature=0.3)
-        except ShopAssistError as exc:
-            turn.llm_errors.append(f"copy: {exc}")
+        for pos, product in enumerate(products, 1):
+            messages = copy_messages([product], language, need_text, start=pos)
+            text = ""
+            held: str | None = ""  # the start of the line, until its "[n]" can be read
+            try:
+                for delta in self.llm.stream(messages, max_tokens=COPY_TOKENS, temperature=0.3):
+                    if held is not None:
+                        # one product per request: its number is ours, whatever the model wrote
+                        held += delta
+                        if "]" not in held and len(held) < 6:
+                            continue
+                        delta, held = re.sub(r"^\[\d+\]", f"[{pos}]", held.lstrip(), count=1), None
+                    if "\n" in delta:  # its one line is done (anything after is not about it)
+                        delta = delta.split("\n", 1)[0] + "\n"
+                        text += delta
+                        yield delta
+                        break
+                    text += delta
+                    yield delta
+                if held:
+                    text += held
+                    yield held
+            except ShopAssistError as exc:
+                turn.llm_errors.append(f"copy: {exc}")
+                return
+            if text and not text.endswith("\n"):
+                yield "\n"  # each product's line ends here, so it is checked and streamed now
 
-    def _compose(
-        self,
-        turn: Turn,
-        intent: ShoppingIntent,
-        source: str,
-        answer: _Answer,
-        expansions: list[Facet],
-        copy_for: str | None = None,
-    ) -> Iterator[TurnEvent]:
-        t_products = time.perf_counter()
+    def _write_copy(
+        self, turn: Turn, intent: ShoppingIntent, answer: _Answer, copy_for: str | None
+    ) -> Generator[TurnEvent, None, tuple[list[str], str]]:
+        """Stream the copy for ``answer``'s first products, each line as soon as it passes the
+        check; returns the raw copy and the reply's header (what the streamed lines follow)."""
         need, products, outcome = answer.need, answer.products, answer.outcome
-        # copy is written for a list of matches; an answer about shown products is its own reply
-        copy_products = products[:COPY_FOR] if answer.text is None and not answer.alternatives else []
+        copy_products = _copy_products(answer)
         chunks: list[str] = []
         sent: set[int] = set()
         # a list of matches streams as its reply reads: the header, then each line in order (a
@@ -714,7 +737,27 @@ class ShoppingAgent:
                     lead = "\n" if streamed else first + "\n"
                     streamed += 1
                     yield StreamedLineEvent(position=pos, text=line, delta=f"{lead}{pos}. {line}")
-        turn.mark("copy_ms", since=t_products)
+        turn.mark("copy_ms", since=turn.t0 + turn.timings.get("first_products_ms", 0.0) / 1000)
+        return chunks, first
+
+    def _compose(
+        self,
+        turn: Turn,
+        intent: ShoppingIntent,
+        source: str,
+        answer: _Answer,
+        expansions: list[Facet],
+        copy_for: str | None = None,
+        written: tuple[list[str], str] | None = None,
+    ) -> Iterator[TurnEvent]:
+        """The rest of the turn: the copy (``written``: already streamed for this answer by
+        ``_write_copy``), the checked reply, the session saved, the result."""
+        need, products, outcome = answer.need, answer.products, answer.outcome
+        copy_products = _copy_products(answer)
+        relaxed = outcome.relaxed if outcome else []
+        if written is None:
+            written = yield from self._write_copy(turn, intent, answer, copy_for)
+        chunks, first = written
         lines, report = self.checker.check("".join(chunks), copy_products, need.language)
         alt_lines = [template_line(p, need.language) for p in answer.alternatives]
         if answer.text is not None:
@@ -812,6 +855,11 @@ class ShoppingAgent:
         if self.llm is None:
             raise ShopAssistError("no LLM configured for the tool loop")
         return run_tool_loop(self.llm, self.tools, messages, max_steps)
+
+
+def _copy_products(answer: _Answer) -> list[Product]:
+    # copy is written for a list of matches; an answer about shown products is its own reply
+    return answer.products[:COPY_FOR] if answer.text is None and not answer.alternatives else []
 
 
 def _grounding_summary(report: GroundingReport, llm_errors: list[str]) -> dict[str, Any]:

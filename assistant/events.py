@@ -78,6 +78,9 @@ class IntentEvent(BaseModel):
 class ProductsEvent(BaseModel):
     type: Literal["products"] = "products"
     cards: list[dict[str, Any]]
+    # the LLM's reading changed the products after lines about the first ones may have been
+    # streamed: the reply starts over for these (clients show "refined: ..." and drop those lines)
+    refined: bool = False
 
 
 class ExpansionsEvent(BaseModel):
@@ -99,8 +102,9 @@ class ReplyLineEvent(BaseModel):
 class StreamedLineEvent(ReplyLineEvent):
     """A ``ReplyLineEvent`` that continues the reply: ``delta`` is the reply's next text (its
     header before the first line, then ``"\\n1. line"``). The final ``ReplyEvent.text`` starts with
-    the deltas joined, so a client that streams them sends only the rest at the end
-    (``ui.api``, ``shopassist ask``). A line checked out of order has no delta (a plain
+    the deltas joined (those after the last ``ProductsEvent(refined=True)``: the reply starts over
+    there), so a client that streams them sends only the rest at the end (``ui.api``,
+    ``shopassist ask``). A line checked out of order has no delta (a plain
     ``ReplyLineEvent``): its text may still change, and it comes with the rest."""
 
     delta: str

@@ -156,7 +156,8 @@ class Stack:
         """The catalog's facet vocabulary (categories, brands, attribute values), built once."""
         from assistant.facets import FacetIndex
 
-        return FacetIndex.from_products(self.catalog.products())
+        catalog = self.catalog
+        return FacetIndex.cached(self.settings.home, catalog.catalog_fingerprint(), catalog.products)
 
     @cached_property
     def agent(self) -> ShoppingAgent:

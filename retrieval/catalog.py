@@ -27,16 +27,22 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from retrieval import lexical as _lexical_module
+from retrieval import mirror as _mirror_module
+from retrieval import store as _store_module
 from retrieval.filters import matches_rest
 from retrieval.lexical import BM25View
 from retrieval.mirror import CatalogView, Mirror
 from retrieval.store import Change, ProductStore, StoreItem, product_hash
 from retrieval.tokenize import Tokenizer, default_tokenizer
+from shopassist import models as _models_module
+from shopassist import snapshot
 from shopassist.config import Settings
 from shopassist.models import Product, SearchFilters
 
@@ -45,6 +51,11 @@ if TYPE_CHECKING:
     from retrieval.vector import ChromaVectorIndex
 
 log = logging.getLogger(__name__)
+
+# A process that had to apply at least this many changes on its first refresh saves the mirror
+# (shopassist.snapshot), so the next process loads it in ~0.4 s instead of ~2.6 s (10k products).
+SNAPSHOT_MIN_CHANGES = 2000
+_MIRROR_CODE = snapshot.code_fingerprint([_mirror_module, _lexical_module, _store_module, _models_module])
 
 
 @dataclass
@@ -74,6 +85,8 @@ class Catalog:
         self._embedder = embedder
         self._vectors: ChromaVectorIndex | None = None
         self._mirror = Mirror(k1, b)
+        self._bm25_params = (k1, b)
+        self.snapshot_used = False  # the first refresh started from a saved mirror
         self._view = CatalogView(self._mirror)
         self._lock = threading.RLock()
         self._loaded = False
@@ -131,6 +144,8 @@ class Catalog:
             seq = self.store.seq()
             if self._loaded and seq == self._mirror.seq:
                 return 0
+            if not self._loaded:
+                self._load_snapshot(seq)
             new_seq, changes = self.store.changes_since(self._mirror.seq)
             retokenize = self.store.meta("tokenizer") != self.tokenizer.version
             newly_unreadable: list[str] = []
@@ -165,7 +180,47 @@ class Catalog:
                 if elsewhere:
                     self._vectors.mark_changed_elsewhere(elsewhere)
             self._own_seqs.clear()
+            if first_load and len(changes) >= SNAPSHOT_MIN_CHANGES:
+                snapshot.save(self._snapshot_path(), self._snapshot_key(), (self._mirror, dict(self._unreadable)))
             return len(changes)
+
+    # -- the mirror's snapshot (shopassist.snapshot) -----------------------------------------------
+    def _snapshot_path(self) -> Path:
+        return snapshot.cache_path(self.settings.home, "catalog-mirror")
+
+    def _snapshot_key(self) -> dict[str, object]:
+        return {
+            "kind": "catalog-mirror",
+            "store": self.store.instance_id(),
+            "db": str(self.store.path.resolve()),
+            "tokenizer": self.tokenizer.version,
+            "stored_tokenizer": self.store.meta("tokenizer"),
+            "bm25": self._bm25_params,
+            "code": _MIRROR_CODE,
+        }
+
+    def _load_snapshot(self, seq: int) -> None:
+        loaded = snapshot.load(self._snapshot_path(), self._snapshot_key())
+        if loaded is None:
+            return
+        try:
+            mirror, unreadable = loaded
+            ok = isinstance(mirror, Mirror) and isinstance(unreadable, dict) and 0 <= mirror.seq <= seq
+        except (TypeError, ValueError, AttributeError):
+            ok = False
+        if not ok:
+            log.warning("catalog snapshot under %s does not fit this catalog: rebuilding it", self.settings.home)
+            return
+        # before the first refresh no view has been handed out: both are replaced
+        self._mirror = mirror
+        self._view = CatalogView(mirror)
+        self._unreadable.update(unreadable)
+        self.snapshot_used = True
+
+    def catalog_fingerprint(self) -> str:
+        """Which catalog, at which change: a key for indexes built from it (the facet index)."""
+        self.refresh()
+        return f"{self.store.instance_id()}:{self._mirror.seq}"
 
     def _apply(self, change: Change, retokenize: bool = False) -> bool:
         """Apply one change to the mirror; False when its row cannot be read (the product is then

@@ -21,6 +21,7 @@ import json
 import logging
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,15 @@ class ProductStore:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
             self._conn.commit()
+
+    def instance_id(self) -> str:
+        """A random id this database got when first asked: tells its snapshots (shopassist.snapshot)
+        from those of a catalog that was deleted and built again, whose sequence starts over."""
+        with self._lock:
+            self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('instance', ?)", (uuid.uuid4().hex,))
+            self._conn.commit()
+            row = self._conn.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
+        return str(row[0])
 
     def count(self) -> int:
         with self._lock:

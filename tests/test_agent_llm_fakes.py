@@ -66,8 +66,9 @@ def test_constraints_the_shopper_did_not_say_are_dropped(settings, use_embedder)
 
 
 def test_invented_claims_and_injected_markup_never_reach_the_shopper(settings, use_embedder):
-    copy = "[1] 全场1折，仅需9.9元！<a href='http://x'>点此</a>\n[2] 纯正羊绒，雅诗兰黛出品"
-    agent = make_agent(settings, use_embedder, ScriptedLLM(stream=[copy, copy]))  # one copy per turn below
+    # the copy is asked one product at a time: two calls a turn, two turns below
+    copy = ["[1] 全场1折，仅需9.9元！<a href='http://x'>点此</a>", "[2] 纯正羊绒，雅诗兰黛出品"]
+    agent = make_agent(settings, use_embedder, ScriptedLLM(stream=copy * 2))
     result = agent.ask("s", "女士牛仔裤")
     assert result.grounding["ungrounded_replaced"] == 2
     assert "9.9" not in result.reply and "<a" not in result.reply and "雅诗兰黛" not in result.reply
@@ -86,3 +87,31 @@ def test_the_tool_loop_refuses_unknown_tools_and_is_bounded(settings, use_embedd
     assert len(calls) == 3 and all(not c["ok"] and "unknown tool" in c["error"] for c in calls)
     # the refusal went back to the model as a message
     assert llm.calls_to("chat_with_tools")[-1].messages[-1]["role"] == "tool"
+
+
+def test_lines_come_before_the_reading_and_a_refinement_starts_the_reply_over(settings, use_embedder):
+    """The copy for the products on screen is written first (the shopper reads it ~2 s after the
+    products); the LLM's reading comes after, and when it changes the products the reply starts
+    over for the new ones, announced by ``ProductsEvent(refined=True)``."""
+    from assistant.events import ProductsEvent, ReplyEvent, StreamedLineEvent
+
+    reading = {"query": "夏天 连衣裙 雪纺 裙子", "category": None, "required": [], "excluded": []}
+    copy = ["[1] 第一版的第一条", "[2] 第一版的第二条", "[7] 更新后的第一条", "[2] 更新后的第二条"]
+    llm = ScriptedLLM(structured=[reading], stream=copy)
+    agent = make_agent(settings, use_embedder, llm)
+    events = list(agent.turn("s", "想买点夏天穿的"))
+    kinds = [(type(e).__name__, getattr(e, "refined", None)) for e in events]
+    products = [i for i, e in enumerate(events) if isinstance(e, ProductsEvent)]
+    assert len(products) == 2 and not events[products[0]].refined and events[products[1]].refined
+    before = [e for e in events[: products[1]] if isinstance(e, StreamedLineEvent)]
+    after = [e for e in events[products[1] :] if isinstance(e, StreamedLineEvent)]
+    assert [e.position for e in before] == [1, 2] and [e.position for e in after] == [1, 2], kinds
+    # the model's own numbering is not trusted: each request is about one product, at its position
+    assert "更新后的第一条" in after[0].text
+    # the call order: two copy lines, then the reading, then the copy for the refined list
+    assert [c.method for c in llm.calls] == ["stream", "stream", "structured", "stream", "stream"]
+    reply = next(e for e in events if isinstance(e, ReplyEvent)).text
+    assert reply.startswith("".join(e.delta for e in after)) and "第一版" not in reply
+    # each copy request holds one product and only its own facts
+    first_copy = llm.calls_to("stream")[0].messages[-1]["content"]
+    assert first_copy.count("\n[") == 1 and "[1] " in first_copy

@@ -190,7 +190,7 @@ def sse_chunks(res):
 
 
 def test_streamed_reply_sends_each_grounded_line_as_it_comes_and_adds_up_to_the_reply(settings, use_embedder):
-    client = scripted_client(settings, use_embedder, COPY, COPY)
+    client = scripted_client(settings, use_embedder, *COPY[:2], *COPY[:2])  # a call per product, two turns
     body = {"stream": True, "user": "s1", "messages": [{"role": "user", "content": "女士牛仔裤"}]}
     with client.stream("POST", "/v1/chat/completions", json=body) as res:
         chunks = sse_chunks(res)
@@ -222,12 +222,11 @@ def test_the_first_line_reaches_the_client_while_the_model_is_still_writing(sett
     go_on = threading.Event()
     waited: list[bool] = []
 
-    def copy():
-        yield COPY[0]
-        waited.append(go_on.wait(timeout=20))  # held until the client has the first line
+    def second():  # the second product's line is asked for only once the client has the first
+        waited.append(go_on.wait(timeout=20))
         yield COPY[1]
 
-    client = scripted_client(settings, use_embedder, copy())
+    client = scripted_client(settings, use_embedder, COPY[0], second())
     body = {"stream": True, "user": "s3", "messages": [{"role": "user", "content": "女士牛仔裤"}]}
     received = []
     with client.stream("POST", "/v1/chat/completions", json=body) as res:

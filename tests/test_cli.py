@@ -108,14 +108,13 @@ def test_ask_prints_each_grounded_line_as_it_comes_then_the_rest(run, sample_fil
 
     printed_before_line_two: list[str] = []
 
-    def copy():
-        yield "[1] 高腰修身，显腿长。\n"
+    def second():  # the model is asked for the second product's line only after the first one
         sys.stdout.flush()
         printed_before_line_two.append(sys.stdout.buffer.getvalue().decode())  # what the shopper sees by now
         yield "[2] 宽松直筒，日常百搭。\n"
 
     real = chat.build_stack
-    llm = ScriptedLLM(stream=[copy()])
+    llm = ScriptedLLM(stream=["[1] 高腰修身，显腿长。\n", second()])
     monkeypatch.setattr(chat, "build_stack", lambda settings, llm_=None, **kw: real(settings, **{**kw, "llm": llm}))
     assert run("catalog", "ingest", str(sample_file)).exit_code == 0
     res = run("ask", "牛仔裤", "--session", "c1", "--no-llm")

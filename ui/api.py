@@ -383,7 +383,13 @@ def create_app(
             try:
                 for event in run():
                     if isinstance(event, ProductsEvent):
-                        yield chunk({}, extra={"event": "products", "cards": event.cards})
+                        if event.refined and sent:
+                            # the lines sent were about the products the LLM's reading replaced:
+                            # the reply starts over after a blank line
+                            yield chunk({"content": "\n\n"})
+                            sent = ""
+                        extra = {"event": "products", "cards": event.cards, "refined": event.refined}
+                        yield chunk({}, extra=extra)
                     elif isinstance(event, StreamedLineEvent):
                         # a copy line that passed the grounding check, as the reply will read
                         # (raw model deltas are never sent: they could still be replaced)

@@ -275,6 +275,7 @@ class ChatHandlers:
                     first_ids = ids
                 elif ids != first_ids:  # the LLM's reading refined the search: say so
                     view = {**view, "notice": refined_notice(intent, lang)}
+                    streamed.clear()  # lines already shown were about the products it replaced
                 view = {**view, "cards": event.cards}
                 titles |= {str(c.get("title") or "") for c in event.cards}
                 if not streamed:
