@@ -239,3 +239,28 @@ def test_the_first_line_reaches_the_client_while_the_model_is_still_writing(sett
     assert waited == [True]  # the line came before the model finished, not at the end
     lines = [c for c in received if c.get("shopassist", {}).get("event") == "line"]
     assert [c["shopassist"]["position"] for c in lines] == [1, 2]
+
+
+def test_a_refinement_after_the_first_lines_is_sent_as_one_and_the_reply_starts_over(settings, use_embedder):
+    from assistant.llm.testing import ScriptedLLM
+
+    catalog = Catalog(settings, embedder=use_embedder)
+    ingest_file(catalog, APPAREL)
+    reading = {"query": "夏天 连衣裙 雪纺 裙子", "category": None, "required": [], "excluded": []}
+    llm = ScriptedLLM(
+        structured=[reading], stream=["[1] 先写的一条", "[2] 先写的二条", "[1] 后写的一条", "[2] 后写的二条"]
+    )
+    agent = ShoppingAgent(catalog, SessionStore(settings.home / "sessions"), llm=llm)
+    client = TestClient(create_app(catalog, agent, api_key=KEY, rate_per_minute=6000))
+    body = {"stream": True, "user": "r1", "messages": [{"role": "user", "content": "想买点夏天穿的"}]}
+    with client.stream("POST", "/v1/chat/completions", json=body) as res:
+        chunks = sse_chunks(res)
+    events = [c.get("shopassist", {}) for c in chunks]
+    contents = [c["choices"][0]["delta"].get("content") or "" for c in chunks]
+    products = [i for i, e in enumerate(events) if e.get("event") == "products"]
+    assert len(products) == 2 and not events[products[0]]["refined"] and events[products[1]]["refined"]
+    assert contents[products[1] - 1] == "\n\n"  # what was sent is closed off before the new reply
+    assert [e["position"] for e in events if e.get("event") == "line"] == [1, 2, 1, 2]
+    assert not any(e.get("replace") for e in events)  # the new reply streams as a continuation
+    after = "".join(contents[products[1] :])
+    assert "后写的一条" in after and "先写的" not in after

@@ -1,6 +1,7 @@
 """The shopassist command line, as a user runs it."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -148,3 +149,23 @@ def test_model_status_and_stop_show_and_end_the_shared_model_server(run, tmp_pat
     assert "no model server running" in run("model", "status").stdout
     res = run("model", "start", "--no-llm")
     assert res.exit_code == 2 and "embedded model" in res.stderr
+
+
+def test_ask_says_so_when_the_reading_refines_the_products_after_the_first_lines(run, monkeypatch):
+    import ui.cli.chat as chat
+    from assistant.llm.testing import ScriptedLLM
+    from evals.dialogues import default_suite
+
+    apparel = Path(default_suite()).parent / "catalogs" / "apparel_zh.jsonl"
+    reading = {"query": "夏天 连衣裙 雪纺 裙子", "category": None, "required": [], "excluded": []}
+    llm = ScriptedLLM(
+        structured=[reading], stream=["[1] 先写的一条", "[2] 先写的二条", "[1] 后写的一条", "[2] 后写的二条"]
+    )
+    real = chat.build_stack
+    monkeypatch.setattr(chat, "build_stack", lambda settings, llm_=None, **kw: real(settings, **{**kw, "llm": llm}))
+    assert run("catalog", "ingest", str(apparel)).exit_code == 0
+    res = run("ask", "想买点夏天穿的", "--session", "r1", "--no-llm")
+    assert res.exit_code == 0, res.stderr
+    before, _, after = res.stdout.partition("更新了结果")
+    assert "先写的一条" in before and "后写的一条" in after and "先写的" not in after
+    assert after.count("1. ") == 1 and res.stdout.endswith("\n")

@@ -89,6 +89,12 @@ def ask(
         sent = ""  # the reply printed so far: each grounded copy line as it comes, then the rest
         for event in agent.turn(session_id, message):
             if isinstance(event, ProductsEvent) and result is None:
+                if event.refined and sent:  # lines were printed for the products it replaced
+                    from assistant.tools import language_of
+                    from ui.labels import t
+
+                    click.echo("\n\n" + t(language_of(message), "refined_plain"))
+                    sent = ""
                 click.echo(f"[{len(event.cards)} products]", err=True)
             elif isinstance(event, StreamedLineEvent):
                 sent += event.delta
