@@ -71,8 +71,8 @@ OPEN_QUESTION = re.compile(
 )
 # words of a question that say nothing about the product
 _QUESTION_NOISE = re.compile(
-    r"这个|那个|这款|那款|这件|那件|这双|那双|这条|那条|这瓶|这台|它|该款|第[一二三四五六七八九十\d]+[个款件条双瓶台]?|"
-    r"适合|适用|能不能|可不可以|可以|能否|是不是|是否|有没有|会不会|好不好|怎么样|多久|多少|几年|几个|吗|呢|嘛|么|吧|啊|的|了|我|我们|用|"
+    r"什么|怎么|怎样|如何|哪种|哪个|哪款|这个|那个|这款|那款|这件|那件|这双|那双|这条|那条|这瓶|这台|它|该款|第[一二三四五六七八九十\d]+[个款件条双瓶台]?|"
+    r"适合|适用|能不能|可不可以|可以|能否|是不是|是否|有没有|会不会|好不好|怎么样|多久|多少|几年|几个|吗|呢|嘛|么|吧|啊|的|了|我|我们|用|是|"
     r"[?？!！,，。.、:：;；]|\b(?:is|are|does|do|can|will|would|could|should|has|have|it|this|that|the|a|an|for|of|"
     r"good|ok|okay|suitable|first|second|third|fourth|fifth|last|one|item|product|me|my|i|to|in|on|with|any|"
     r"work|works|be|there|how|what|which|about|really|and|also|then|so|much|many|ok|okay|what's|whats|they|them|those|these)\b",

@@ -82,3 +82,20 @@ def test_a_comparison_shows_what_differs_and_a_verdict():
     other = CREAM.model_copy(update={"id": "c2", "price": 39.0, "attributes": {"适用肤质": "干性肤质"}})
     text = compare([CREAM, other], [1, 2], ["补水"], "zh")
     assert "| 价格 |" in text and "适用肤质" in text and "[2] 更便宜" in text
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("第一个是什么材质的？", ["材质"]),
+        ("是不是纯棉的", ["纯棉"]),
+        ("哪种颜色好看", ["颜色", "好看"]),
+        ("这个适合油皮吗？", ["油皮"]),
+    ],
+)
+def test_question_words_are_not_the_topic(question, topic):
+    """ "the record does not say X" names what was asked: 什么/哪种/是 are not part of it (a shopper
+    asking 第一个是什么材质的 once read "没有提到“是什 材质”")."""
+    from assistant.answers import topic_terms
+
+    assert topic_terms(question) == topic
