@@ -310,3 +310,20 @@ def test_demo_catalog_jeans_start_with_high_waist(demo):
     facets = index.expansions("牛仔裤", "牛仔裤女", set())
     assert (facets[0].name, facets[0].value) == ("腰型", "高腰")
     assert index.categories_for("牛仔裤女")[0] == "大服饰 > 牛仔裤"
+
+
+def test_a_lexicon_brand_the_catalog_uses_as_a_title_word_is_no_brand():
+    """The shipped brand lexicon lists 大容量; in a shop whose titles say 大容量 it describes the
+    product, and read as a brand it emptied "保温杯 大容量 不锈钢" ("other brands have similar")."""
+    from assistant.rules import lexicon_brands, parse_rules
+
+    assert "大容量" in lexicon_brands()
+    titles = ["大容量不锈钢保温杯", "大容量运动水杯", "大容量焖烧杯", "儿童吸管杯"]
+    facets = FacetIndex.from_products(
+        Product(id=f"c{i}", title=t, brand="象印", category="大百货 > 保温杯") for i, t in enumerate(titles)
+    )
+    assert facets.title_word_count("大容量") == 3
+    intent = parse_rules("保温杯 大容量 不锈钢", facets)
+    assert "大容量" not in intent.brands
+    # without the catalog saying otherwise, the lexicon still names it a brand
+    assert "大容量" in parse_rules("大容量 保温杯").brands

@@ -116,6 +116,7 @@ class FacetIndex:
         self._level_display: dict[tuple[str, ...], Counter[str]] = {}
         self._brand_display: dict[tuple[str, ...], Counter[str]] = {}
         self._brand_full: Counter[str] = Counter()
+        self._title_words: Counter[str] = Counter()  # every category's title words, together
         self._value_names: dict[tuple[str, ...], Counter[str]] = {}
         self._value_display: dict[tuple[str, ...], Counter[str]] = {}
         self._product_words: dict[tuple[str, ...], Counter[str]] = {}
@@ -208,6 +209,8 @@ class FacetIndex:
             bump_table(self._path_case, path.casefold(), path, sign)
         if e.brand:
             bump_count(self._brand_full, e.brand, sign)
+        for w in e.words:
+            bump_count(self._title_words, w, sign)
         for bkey, display in e.brand_names:
             bump_table(self._brand_display, bkey, display, sign)
             self._matcher_bump(self._brands_m, bkey, sign)
@@ -229,6 +232,10 @@ class FacetIndex:
             matcher.discard(key)
 
     # -- vocabularies ------------------------------------------------------------------------
+    def title_word_count(self, word: str) -> int:
+        """On how many products' titles ``word`` is a (jieba) word, brand and category names aside."""
+        return self._title_words.get(word, 0)
+
     def brand_names(self) -> list[str]:
         """Every recognisable brand name (the '/'-separated names and full strings)."""
         return sorted(top(c) for c in self._brand_display.values())

@@ -137,7 +137,7 @@ def _parse(message: str, facets: FacetIndex | None, previous: ShoppingIntent | N
 
     positive = hobby_products(st.text()) if occ.interest else st.text()  # "喜欢化妆", not 化妆台
     mentions = facets.scan(positive) if facets is not None else scan_builtins(positive)
-    lex_brands, lex_products = _lexicon_words(positive, mentions)
+    lex_brands, lex_products = _lexicon_words(positive, mentions, facets)
     # a lexicon product word swallows the built-in words inside it (羽绒服 is no 羽绒 requirement)
     mentions = [
         m for m in mentions if not any(m.start >= s and m.end <= e and m.kind != "category" for s, e in lex_products)
@@ -347,11 +347,18 @@ def _sort_and_relative(st: MessageState) -> None:
 
 
 # -- step 4: lexicon words ------------------------------------------------------------------------
-def _lexicon_words(text: str, mentions: list[Mention]) -> tuple[list[str], list[tuple[int, int]]]:
+_TITLE_WORD_NOT_BRAND = 3  # a lexicon "brand" on this many of the catalog's titles describes products
+
+
+def _lexicon_words(
+    text: str, mentions: list[Mention], facets: FacetIndex | None = None
+) -> tuple[list[str], list[tuple[int, int]]]:
     """Brands and product words (as spans) of the shipped lexicons, read from jieba words so
     that 破洞 inside 破洞牛仔裤 is not taken for something it shares characters with. Brands only
-    where the catalog vocabulary explained nothing; product words anywhere except inside a
-    catalog phrase, since a lexicon product word may contain a built-in word (羽绒服)."""
+    where the catalog vocabulary explained nothing, and not a word the catalog's own titles use
+    on several products (the lexicon lists 大容量, 全球购, 学院风 as brands: in this shop they
+    describe products, and read as a brand they emptied "保温杯 大容量"); product words anywhere
+    except inside a catalog phrase, since a lexicon product word may contain a built-in word (羽绒服)."""
     if not HAS_CJK.search(text):
         return [], []
     catalog = [(m.start, m.end) for m in mentions if m.kind in ("category", "brand", "product", "value")]
@@ -367,7 +374,11 @@ def _lexicon_words(text: str, mentions: list[Mention]) -> tuple[list[str], list[
         if word in lex.products:
             if not any(s < pos and start < e for s, e in catalog):
                 products.append((start, pos))
-        elif word in lex.brands and not any(s < pos and start < e for s, e in others):
+        elif (
+            word in lex.brands
+            and not any(s < pos and start < e for s, e in others)
+            and (facets is None or facets.title_word_count(word) < _TITLE_WORD_NOT_BRAND)
+        ):
             add_unique(brands, word)
     return brands, products
 
