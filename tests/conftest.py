@@ -13,6 +13,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# an `ask` in a test answers in its own process; tests of the agent server turn it on themselves
+os.environ.setdefault("SHOPASSIST_AGENT_IDLE_MINUTES", "0")
 
 from shopassist.config import Settings
 

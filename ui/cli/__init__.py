@@ -7,19 +7,22 @@ Exit codes: 0 success, 1 a runtime failure, 2 a usage error (bad arguments, miss
 The top layer: commands get every piece from ``assistant.stack``; nothing imports this package.
 ``options`` (shared flags), ``output`` (the one way to print a result), and one module per
 command group: ``catalog`` (catalog, search, demo), ``chat`` (ask, edit, ui, serve), ``events``
-(event), ``evals`` (eval), ``privacy`` (privacy status / forget).
+(event), ``evals`` (eval), ``privacy`` (privacy status / forget), ``train`` (train ranker),
+``model`` and ``agent`` (the background model and agent servers).
 """
 
 from __future__ import annotations
 
 import click
 
+from ui.cli.agent import agent
 from ui.cli.catalog import catalog, demo, search
 from ui.cli.chat import ask, edit, serve, ui_command
 from ui.cli.evals import eval_group
 from ui.cli.events import event
 from ui.cli.model_server import model
 from ui.cli.privacy import privacy
+from ui.cli.train import train_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +31,21 @@ def main() -> None:
     """shopassist: conversational shopping search for Chinese and English catalogs."""
 
 
-for _command in (catalog, search, demo, ui_command, ask, serve, event, edit, eval_group, privacy, model):
+for _command in (
+    catalog,
+    search,
+    demo,
+    ui_command,
+    ask,
+    serve,
+    event,
+    edit,
+    eval_group,
+    privacy,
+    model,
+    agent,
+    train_group,
+):
     main.add_command(_command)
 
 __all__ = ["main"]

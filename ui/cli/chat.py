@@ -3,12 +3,13 @@ browser) and ``serve`` (the HTTP API)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from assistant.events import DoneEvent, ProductsEvent, ReplyEvent
+from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, TurnEvent, final_result
 from assistant.stack import build_stack
 from shopassist.config import Settings
 from shopassist.errors import UsageError
@@ -71,45 +72,80 @@ def ui_command(settings: Settings, llm_settings: Any, catalog_file: Path | None,
     help="Load this catalog first (only new or changed rows are embedded).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print intent, expansions, products, reply and timings as JSON.")
+@click.option(
+    "--no-server",
+    is_flag=True,
+    help="Answer in this process, not through the running agent server (see `shopassist agent status`).",
+)
 @llm_options
 @common_options
 def ask(
-    settings: Settings, llm_settings: Any, message: str, session_id: str, catalog_file: Path | None, as_json: bool
+    settings: Settings,
+    llm_settings: Any,
+    message: str,
+    session_id: str,
+    catalog_file: Path | None,
+    as_json: bool,
+    no_server: bool,
 ) -> None:
-    """One turn of the shopping conversation SESSION."""
+    """One turn of the shopping conversation SESSION.
+
+    The first ask answers in its own process and leaves an agent server running in the
+    background (SHOPASSIST_AGENT_IDLE_MINUTES, default 15; 0: never); later asks with the same
+    home and settings hand their turn to it and skip this process's start."""
+    from ui import agent_server
+
+    idle = agent_server.idle_seconds()
+    use_server = idle > 0 and catalog_file is None and not no_server
+    key = agent_server.server_key(settings, llm_settings) if use_server else ""
+    if use_server:
+        conn = agent_server.connect(settings.home, key)
+        if conn is not None:
+            try:
+                _show(agent_server.remote_turn(conn, session_id, message), message, as_json)
+                click.echo("(answered by the background agent server; `shopassist agent stop` stops it)", err=True)
+                return
+            except agent_server.ServerGone as exc:
+                click.echo(f"warning: {exc}; answering in this process", err=True)
     with build_stack(settings, llm=llm_settings, catalog_file=catalog_file, progress=True) as stack:
         require_products(stack)
-        agent = stack.agent
-        if as_json:
-            dump(agent.ask(session_id, message).public())
-            return
-        from assistant.events import StreamedLineEvent  # here: the CLI's start stays light
+        _show(stack.agent.turn(session_id, message), message, as_json)
+    if use_server:
+        agent_server.spawn(settings, llm_settings, key, idle)
 
-        result = None
-        sent = ""  # the reply printed so far: each grounded copy line as it comes, then the rest
-        for event in agent.turn(session_id, message):
-            if isinstance(event, ProductsEvent) and result is None:
-                if event.refined and sent:  # lines were printed for the products it replaced
-                    from assistant.tools import language_of
-                    from ui.labels import t
 
-                    click.echo("\n\n" + t(language_of(message), "refined_plain"))
-                    sent = ""
-                click.echo(f"[{len(event.cards)} products]", err=True)
-            elif isinstance(event, StreamedLineEvent):
-                sent += event.delta
-                click.echo(event.delta, nl=False)  # click.echo flushes: the line shows now
-            elif isinstance(event, ReplyEvent):
-                if event.text.startswith(sent):
-                    click.echo(event.text[len(sent) :])
-                else:  # pragma: no cover - the agent streams a prefix of its reply
-                    click.echo("\n" + event.text)
-            elif isinstance(event, DoneEvent):
-                result = event.result
-        if result is None:  # pragma: no cover - every turn ends with a DoneEvent
-            raise click.ClickException("the turn ended without a result")
-        if result.expansions:
-            click.echo("refine: " + "  ".join(f"{f.value}({f.count})" for f in result.expansions), err=True)
+def _show(events: Iterator[TurnEvent], message: str, as_json: bool) -> None:
+    """Print a turn as it happens: each grounded copy line as it comes, then the rest."""
+    if as_json:
+        dump(final_result(events).public())
+        return
+    from assistant.events import StreamedLineEvent  # here: the CLI's start stays light
+
+    result = None
+    sent = ""  # the reply printed so far: each grounded copy line as it comes, then the rest
+    for event in events:
+        if isinstance(event, ProductsEvent) and result is None:
+            if event.refined and sent:  # lines were printed for the products it replaced
+                from assistant.tools import language_of
+                from ui.labels import t
+
+                click.echo("\n\n" + t(language_of(message), "refined_plain"))
+                sent = ""
+            click.echo(f"[{len(event.cards)} products]", err=True)
+        elif isinstance(event, StreamedLineEvent):
+            sent += event.delta
+            click.echo(event.delta, nl=False)  # click.echo flushes: the line shows now
+        elif isinstance(event, ReplyEvent):
+            if event.text.startswith(sent):
+                click.echo(event.text[len(sent) :])
+            else:  # pragma: no cover - the agent streams a prefix of its reply
+                click.echo("\n" + event.text)
+        elif isinstance(event, DoneEvent):
+            result = event.result
+    if result is None:  # pragma: no cover - every turn ends with a DoneEvent
+        raise click.ClickException("the turn ended without a result")
+    if result.expansions:
+        click.echo("refine: " + "  ".join(f"{f.value}({f.count})" for f in result.expansions), err=True)
 
 
 @click.command("serve")
