@@ -18,11 +18,17 @@ weights depend on the query's language because the dense model is much weaker on
 product titles than on English (Multi-CPR: dense alone MRR@10 0.35 vs BM25 0.80; CrowdFlower:
 dense alone nDCG@10 0.81 = BM25): Chinese 0.8·bm25 + 0.2·dense, English all five equally.
 RRF was measured too and lost on both sets (it gives the weak leg an equal vote).
+
+Learned ranker (optional, ``HybridConfig.learned_model``): a LightGBM lambdarank model over the
+same features plus a few cheap extras (retrieval/ltr.py) replaces the weighted sum for queries in
+a language it was trained on; with no model configured, or a missing/unreadable one, or a query in
+another language, the fusion above ranks. ``candidate_features`` returns its inputs.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,10 +36,12 @@ import numpy as np
 
 from retrieval.catalog import Catalog
 from retrieval.filters import needs_item_check
+from retrieval.ltr import EXTRA_FEATURES, LearnedRanker, feature_matrix
 from retrieval.mirror import CatalogView
 from shopassist.models import Candidate, Product, SearchFilters, detect_language
 
 FEATURES = ("bm25", "dense", "doc", "coverage", "pairs")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class HybridConfig:
     en_weights: FusionWeights = EN_WEIGHTS
     use_dense: bool = True
     use_lexical: bool = True
+    # a learned ranker (retrieval/ltr.py, LightGBM text model); None: the fusion ranks
+    learned_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.lexical_depth < 1 or self.dense_depth < 1:
@@ -95,6 +105,12 @@ class HybridRetriever:
     def __init__(self, catalog: Catalog, config: HybridConfig | None = None) -> None:
         self.catalog = catalog
         self.config = config or HybridConfig()
+        self.learned: LearnedRanker | None = None
+        if self.config.learned_model:
+            try:
+                self.learned = LearnedRanker.load(self.config.learned_model)
+            except (OSError, ValueError, ImportError) as exc:  # fall back to the fusion, loudly
+                log.warning("learned ranker not loaded, using the fusion: %s", exc)
 
     # -- legs ----------------------------------------------------------------------------------
     def lexical(self, query: str, filters: SearchFilters, depth: int) -> list[tuple[str, float]]:
@@ -243,6 +259,67 @@ class HybridRetriever:
         for pid, s in zip(ids, fused, strict=True):
             rows[pid].score = float(s)
 
+    def _learned_rows(
+        self,
+        view: CatalogView,
+        query: str,
+        tokens: list[str],
+        qvec: np.ndarray | None,
+        rows: dict[str, _Scored],
+        bm25_all: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Every feature for every row, as the learned ranker's matrix (rows in ``rows`` order)."""
+        self._featurise(view, query, tokens, qvec, rows, bm25_all, FusionWeights())
+        bm25 = view.bm25
+        qset = set(tokens)
+        idf = {t: max(bm25.idf(t), 0.0) for t in qset}
+        idf_total = sum(idf.values())
+        head = tokens[-1] if tokens else None
+        raw: dict[str, list[float]] = {k: [] for k in EXTRA_FEATURES}
+        for pid in rows:
+            terms = bm25.doc_terms(pid)
+            raw["idf_coverage"].append(sum(idf[t] for t in qset if t in terms) / idf_total if idf_total else 0.0)
+            raw["title_terms"].append(float(sum(terms.values())))
+            raw["head_in_title"].append(1.0 if head is not None and head in terms else 0.0)
+        cols = {f: np.array([r.features.get(f, 0.0) for r in rows.values()]) for f in FEATURES}
+        cols.update({k: np.array(v) for k, v in raw.items()})
+        return feature_matrix(cols, len(tokens), detect_language(query) == "zh")
+
+    def _use_learned(self, query: str, qvec: np.ndarray | None) -> bool:
+        cfg = self.config
+        return (
+            self.learned is not None
+            and qvec is not None
+            and cfg.use_lexical
+            and cfg.use_dense
+            and self.learned.applies(detect_language(query))
+        )
+
+    def _score_learned(
+        self,
+        view: CatalogView,
+        query: str,
+        tokens: list[str],
+        qvec: np.ndarray | None,
+        rows: dict[str, _Scored],
+        bm25_all: np.ndarray | None = None,
+    ) -> None:
+        assert self.learned is not None
+        scores = self.learned.score(self._learned_rows(view, query, tokens, qvec, rows, bm25_all))
+        for row, s in zip(rows.values(), scores, strict=True):
+            row.score = float(s)
+
+    def candidate_features(self, query: str, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The learned ranker's features (``retrieval.ltr.FEATURE_NAMES`` columns) of the given
+        products for ``query``: (the ids kept, in order: known and deduplicated; the matrix)."""
+        view = self.catalog.view()
+        products = view.products
+        rows = {pid: _Scored(pid) for pid in dict.fromkeys(ids) if pid in products}
+        query = (query or "").strip()
+        tokens = self.catalog.tokenizer(query)
+        qvec = self.catalog.embedder.embed_query(query) if query else None
+        return list(rows), self._learned_rows(view, query, tokens, qvec, rows)
+
     def _candidates(self, view: CatalogView, rows: dict[str, _Scored], query: str) -> list[Candidate]:
         products = view.products
         ordered = sorted(
@@ -291,7 +368,9 @@ class HybridRetriever:
             row = rows.setdefault(pid, _Scored(pid))
             row.features["dense"] = s
             row.dense_rank = rank
-        if cfg.use_lexical and cfg.use_dense:
+        if self._use_learned(query, qvec):
+            self._score_learned(view, query, tokens, qvec, rows, bm25_all)
+        elif cfg.use_lexical and cfg.use_dense:
             self._featurise(view, query, tokens, qvec, rows, bm25_all, cfg.weights_for(query))
         else:  # a single leg ranks by its own score
             for row in rows.values():
@@ -314,7 +393,10 @@ class HybridRetriever:
         elif not self.config.use_dense:
             qvec = None
             weights = FusionWeights(bm25=1, dense=0, doc=0, coverage=0, pairs=0)
-        self._featurise(view, query, tokens, qvec, rows, None, weights)
+        if self._use_learned(query, qvec):
+            self._score_learned(view, query, tokens, qvec, rows)
+        else:
+            self._featurise(view, query, tokens, qvec, rows, None, weights)
         return self._candidates(view, rows, query)
 
     def browse(self, filters: SearchFilters, top_k: int) -> list[Candidate]:
