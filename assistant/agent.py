@@ -69,6 +69,7 @@ from assistant.synonyms import vocabulary
 from assistant.toolloop import run_tool_loop
 from assistant.tools import SearchProductsArgs, ToolRegistry, product_card
 from ranking.events import AppendResult, validate_events
+from ranking.experiments import FUSION, Experiment, configured_experiment, tag, uses_behaviour
 from ranking.ranker import Ranker
 from ranking.session import SessionTracker
 from retrieval import Catalog, HybridRetriever
@@ -207,11 +208,17 @@ class ShoppingAgent:
         feedback: Any = None,
         ranker: Ranker | None = None,
         retriever: HybridRetriever | None = None,
+        experiment: Experiment | None = None,
     ) -> None:
         self.catalog = catalog
         self.sessions = sessions
         self.llm = llm
         self.ranker = ranker
+        # an online A/B experiment on the ranking (``ranking.experiments``): given, or configured
+        # by SHOPASSIST_EXPERIMENT; None (the default) changes nothing
+        self.experiment = experiment if experiment is not None else configured_experiment()
+        for name in self.experiment.names if self.experiment is not None else []:
+            uses_behaviour(name)  # a variant the agent cannot serve is refused here, not mid-turn
         # what shoppers did (dislikes above all) has one home: the ranker's session profiles,
         # kept from the event log; without a ranker, an in-memory tracker with the same rules
         self.behaviour: SessionTracker = ranker.sessions if ranker is not None else SessionTracker()
@@ -234,7 +241,21 @@ class ShoppingAgent:
         )
 
     # -- behaviour -------------------------------------------------------------------------------
+    def variant(self, session_id: str | None) -> str | None:
+        """The ranking variant this session is assigned in the experiment (None without one),
+        from its pseudonym: the same in every process and after a restart."""
+        if self.experiment is None or not session_id:
+            return None
+        try:
+            key = self.sessions.key(session_id)
+        except UsageError:
+            return None  # not a valid session id: its events are refused anyway
+        return self.experiment.assign(key)
+
     def _record(self, events: list[dict[str, Any]]) -> AppendResult:
+        if self.experiment is not None:  # every event says which variant its session is in
+            name = self.experiment.name
+            events = [{**e, "variant": tag(name, v)} if (v := self.variant(e.get("session_id"))) else e for e in events]
         if self.ranker is not None:
             return self.ranker.record(events)
         result = validate_events(events)
@@ -312,7 +333,8 @@ class ShoppingAgent:
                 missing = plan.product_type
             if plan.unknown:  # a name no product has: "没有 gucci 连衣裙", then the other dresses
                 missing = need.query
-            if self.ranker is not None and need.sort == Sort.relevance:
+            behaviour = self.experiment is None or uses_behaviour(self.variant(session_id) or FUSION)
+            if self.ranker is not None and need.sort == Sort.relevance and behaviour:
                 # what this shopper and all shoppers did re-orders what matched (and explains why)
                 found = self.ranker.rank(session_id, found, query=attempt.args.query, k=SHOW)
             return SearchOutcome(

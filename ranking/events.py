@@ -9,6 +9,9 @@ Durability: an append is one transaction with ``synchronous=FULL``, so an event 
 as accepted survives a killed process and a power cut. A batch is all-or-nothing for its valid
 rows; invalid rows are reported with their index and reason and never block the valid ones.
 
+Online experiments: a row keeps the event's ``variant`` (``EXPERIMENT:VARIANT``, see
+``ranking.experiments``; NULL outside an experiment); a log from before gets the column on open.
+
 Privacy (what the stack gives it): with ``pseudonyms``, a row names its session by the pseudonym,
 never by the id the caller used (``session(id)`` finds it by either and hands events back under
 the id asked for; ``replay`` gives the pseudonyms); with ``retention``, rows older than its
@@ -39,7 +42,8 @@ CREATE TABLE IF NOT EXISTS events (
     session TEXT NOT NULL,
     type    TEXT NOT NULL,
     product TEXT,
-    query   TEXT
+    query   TEXT,
+    variant TEXT
 );
 CREATE INDEX IF NOT EXISTS events_session ON events(session, seq);
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
@@ -120,6 +124,9 @@ class SQLiteEventLog:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA secure_delete=ON")  # deleted events are overwritten, not left in free pages
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
+        if "variant" not in columns:  # a log written before online experiments: no arm on its rows
+            self._conn.execute("ALTER TABLE events ADD COLUMN variant TEXT")
         if pseudonyms is not None:
             self._pseudonymize_old_rows()
         self.purge_if_due()
@@ -139,7 +146,7 @@ class SQLiteEventLog:
         valid = result.accepted
         if not valid:
             return result
-        rows = [(e.ts, self._key(e.session_id), e.type.value, e.product_id, e.query) for e in valid]
+        rows = [(e.ts, self._key(e.session_id), e.type.value, e.product_id, e.query, e.variant) for e in valid]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -151,7 +158,7 @@ class SQLiteEventLog:
                 )
                 first = int(cur.fetchone()[0]) + 1
                 self._conn.executemany(
-                    "INSERT INTO events(seq, ts, session, type, product, query) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO events(seq, ts, session, type, product, query, variant) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(first + k, *row) for k, row in enumerate(rows)],
                 )
                 self._conn.execute("COMMIT")
@@ -164,16 +171,22 @@ class SQLiteEventLog:
 
     @staticmethod
     def _event(row: tuple[Any, ...]) -> Event:
-        seq, ts, session, type_, product, query = row
+        seq, ts, session, type_, product, query, variant = row
         return Event.model_construct(
-            seq=seq, ts=ts, session_id=session, type=EventType(type_), product_id=product, query=query
+            seq=seq,
+            ts=ts,
+            session_id=session,
+            type=EventType(type_),
+            product_id=product,
+            query=query,
+            variant=variant,
         )
 
     def session(self, session_id: str, limit: int = 200, since_seq: int = 0) -> list[Event]:
         """The session's last ``limit`` events after ``since_seq``, oldest first (under ``session_id``)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT seq, ts, session, type, product, query FROM events WHERE session = ? AND seq > ? "
+                "SELECT seq, ts, session, type, product, query, variant FROM events WHERE session = ? AND seq > ? "
                 "ORDER BY seq DESC LIMIT ?",
                 (self._key(session_id), since_seq, limit),
             ).fetchall()
@@ -185,7 +198,8 @@ class SQLiteEventLog:
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    "SELECT seq, ts, session, type, product, query FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    "SELECT seq, ts, session, type, product, query, variant FROM events WHERE seq > ? "
+                    "ORDER BY seq LIMIT ?",
                     (last, batch),
                 ).fetchall()
             if not rows:

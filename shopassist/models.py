@@ -532,6 +532,8 @@ class EventType(StrEnum):
 
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+# an online experiment's arm an event belongs to: "EXPERIMENT:VARIANT" (``ranking.experiments``)
+VARIANT_TAG = re.compile(r"^[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_.-]{1,64}$")
 MAX_CLOCK_SKEW_S = 300.0
 
 
@@ -547,12 +549,20 @@ class Event(BaseModel):
     query: str | None = Field(default=None, max_length=500)
     ts: float | None = None
     seq: int | None = None
+    variant: str | None = None  # "EXPERIMENT:VARIANT" when the session is in an online experiment
 
     @field_validator("session_id")
     @classmethod
     def _session_ok(cls, v: str) -> str:
         if not SESSION_ID.match(v or ""):
             raise ValueError("session_id must be 1-128 letters, digits or . _ : @ -")
+        return v
+
+    @field_validator("variant")
+    @classmethod
+    def _variant_ok(cls, v: str | None) -> str | None:
+        if v is not None and not VARIANT_TAG.match(v):
+            raise ValueError("variant must be EXPERIMENT:VARIANT, each 1-64 letters, digits or . _ -")
         return v
 
     @model_validator(mode="after")

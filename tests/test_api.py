@@ -264,3 +264,25 @@ def test_a_refinement_after_the_first_lines_is_sent_as_one_and_the_reply_starts_
     assert not any(e.get("replace") for e in events)  # the new reply streams as a continuation
     after = "".join(contents[products[1] :])
     assert "后写的一条" in after and "先写的" not in after
+
+
+def test_the_experiment_arm_of_an_event_is_the_servers_not_the_clients(settings, use_embedder):
+    from ranking.experiments import Experiment
+
+    catalog = Catalog(settings, embedder=use_embedder)
+    ingest_file(catalog, APPAREL)
+    log = SQLiteEventLog(settings.home / "events.sqlite")
+    ranker = Ranker(catalog, log)
+    experiment = Experiment("rank1", (("fusion", 50.0), ("no-behaviour", 50.0)))
+    agent = ShoppingAgent(catalog, SessionStore(settings.home / "sessions"), ranker=ranker, experiment=experiment)
+    client = TestClient(create_app(catalog, agent, ranker, api_key=KEY, rate_per_minute=6000))
+    pid = next(iter(catalog.products())).id
+    for sid in ("s-a", "s-b", "s-c", "s-d"):
+        res = client.post(
+            "/v1/events",
+            json={"session_id": sid, "type": "click", "product_id": pid, "variant": "rank1:made-up"},
+            headers={"X-API-Key": KEY},
+        )
+        assert res.status_code == 200, res.text
+    stored = {e.variant for e in log.replay()}
+    assert stored and all(v in ("rank1:fusion", "rank1:no-behaviour") for v in stored)

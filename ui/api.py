@@ -434,6 +434,13 @@ def create_app(
                     return _error(403, "forbidden", wrong_session(i, event["session_id"], session))
             if (denied := event_budget(request, session, len(raw))) is not None:
                 return denied
+        for event in raw:
+            # the arm of an online experiment is the server's to say (the session's assignment),
+            # never the client's: a client could otherwise move its clicks to the arm it likes
+            event.pop("variant", None)
+            arm = agent.variant(event.get("session_id"))
+            if arm is not None and agent.experiment is not None:
+                event["variant"] = f"{agent.experiment.name}:{arm}"
         named = {e["product_id"] for e in raw if isinstance(e.get("product_id"), str)}
         known = {pid for pid in named if catalog.get(pid) is not None}  # each product looked up once
         result = ranker.record(raw, known_product=known.__contains__)

@@ -18,7 +18,16 @@ _METRICS = (Rows("systems", "{key:>10}: {value:.4f}"),)
 
 VIEWS: dict[str, tuple[Line | Rows | str, ...]] = {
     "retrieval": _METRICS,
-    "relevance": _METRICS,
+    "relevance": (
+        *_METRICS,
+        Line(
+            "{crossval[folds]}-fold out-of-fold nDCG@10 (95% CI over queries): learned ranker "
+            "{crossval[learned_oof][nDCG@10]:.4f} {crossval[learned_oof][ci95]}, fusion with fitted weights "
+            "{crossval[fusion_fitted_oof][nDCG@10]:.4f} {crossval[fusion_fitted_oof][ci95]}; in-sample fusion "
+            "{crossval[shipped_fusion][nDCG@10]:.4f} {crossval[shipped_fusion][ci95]}",
+            when="crossval",
+        ),
+    ),
     "dialogues": (
         "turns passed {turns_passed_share:.1%} of {turns}; dialogues passed {dialogues_passed_share:.1%} "
         "of {dialogues}; grounding {grounding}",
@@ -56,6 +65,46 @@ VIEWS: dict[str, tuple[Line | Rows | str, ...]] = {
             ("{key:>10}: P@20={P@20:.2f}  MRR@20={MRR@20:.2f}", "  CI95 P@20 {P@20_ci95} MRR@20 {MRR@20_ci95}"),
         ),
         "train {train_seconds:.0f}s, eval {eval_seconds:.0f}s, n={test_prefixes}",
+    ),
+    "sessions_validation": (
+        Rows("results", "{key:>10}: P@20={P@20:.2f}  MRR@20={MRR@20:.2f}"),
+        "validation: {split}; train {train_seconds:.0f}s, n={validation_prefixes}",
+    ),
+    "ab": (
+        Line(
+            (
+                "experiment {experiment}: {sessions} sessions, {events} events in {log}",
+                "; control {control}",
+                "; {confidence:.0%} intervals",
+            )
+        ),
+        Line("{mixed_sessions} sessions named two variants and were left out", when="mixed_sessions"),
+        Rows(
+            "variants",
+            (
+                "{key:>14}: {sessions} sessions, {searches} searches; session CTR {session_ctr[rate]:.4f} "
+                "[{session_ctr[lo]:.4f}, {session_ctr[hi]:.4f}]",
+                ", search CTR {search_ctr[rate]:.4f} [{search_ctr[lo]:.4f}, {search_ctr[hi]:.4f}]",
+                ", cart {add_to_cart_rate[rate]:.4f} [{add_to_cart_rate[lo]:.4f}, {add_to_cart_rate[hi]:.4f}], "
+                "purchase {purchase_rate[rate]:.4f} [{purchase_rate[lo]:.4f}, {purchase_rate[hi]:.4f}]",
+                "\n                vs control: session CTR {vs_control[session_ctr][diff]:+.4f} "
+                "[{vs_control[session_ctr][lo]:+.4f}, {vs_control[session_ctr][hi]:+.4f}] "
+                "p={vs_control[session_ctr][p_value]:.3g}; cart {vs_control[add_to_cart_rate][diff]:+.4f} "
+                "[{vs_control[add_to_cart_rate][lo]:+.4f}, {vs_control[add_to_cart_rate][hi]:+.4f}]; purchase "
+                "{vs_control[purchase_rate][diff]:+.4f} [{vs_control[purchase_rate][lo]:+.4f}, "
+                "{vs_control[purchase_rate][hi]:+.4f}]",
+                "; search CTR {vs_control[search_ctr][diff]:+.4f} [{vs_control[search_ctr][lo]:+.4f}, "
+                "{vs_control[search_ctr][hi]:+.4f}]",
+            ),
+        ),
+        Line(
+            (
+                "interleaving: {interleaving[sessions_with_credited_clicks]} of {interleaving[sessions]} sessions "
+                "with credited clicks; wins {interleaving[wins]:d}, ties {interleaving[ties]}",
+                "; sign test p={interleaving[sign_test_p]:.4g}",
+            ),
+            when="interleaving",
+        ),
     ),
 }
 
@@ -285,6 +334,40 @@ def eval_diff(run_a: Path, run_b: Path, top: int, as_json: bool) -> None:
     show(diff_runs(run_a, run_b, top=top), as_json, *VIEWS["diff"])
 
 
+@eval_group.command("ab")
+@click.option(
+    "--events",
+    "events_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The event log: an events.sqlite or a JSONL of events [default: HOME/events.sqlite].",
+)
+@click.option("--experiment", default=None, help="The experiment to report [default: the only one in the log].")
+@click.option("--control", default=None, help="The control variant [default: fusion, else the first by name].")
+@click.option("--bootstrap", type=click.IntRange(100), default=1000, show_default=True, help="Resamples (search CTR).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@common_options
+def eval_ab(
+    settings: Settings,
+    events_file: Path | None,
+    experiment: str | None,
+    control: str | None,
+    bootstrap: int,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """An online experiment read back from the event log: per variant sessions, searches,
+    click-through (sessions, searches), add-to-cart and purchase rates with 95% intervals, the
+    difference vs the control; for interleaving, team wins and a sign test."""
+    from assistant.stack import EVENTS_FILE
+    from evals.ab import run_ab
+
+    path = events_file or settings.home / EVENTS_FILE
+    result = run_ab(path, experiment, control=control, bootstrap=bootstrap, seed=seed)
+    show(result, as_json, *VIEWS["ab"])
+
+
 @eval_group.command("sessions")
 @click.option(
     "--data",
@@ -297,6 +380,12 @@ def eval_diff(run_a: Path, run_b: Path, top: int, as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the sample, training and bootstrap.")
 @click.option("--epochs", type=int, default=None, help="Training epochs [default: the validated setting].")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads (1 is fastest on a busy CPU).")
+@click.option(
+    "--validation",
+    type=click.FloatRange(0.01, 0.5),
+    default=None,
+    help="Tune without the test file: train on the first 1-F of train_sessions.jsonl, score the last F.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @common_options
 def eval_sessions(
@@ -306,13 +395,18 @@ def eval_sessions(
     seed: int,
     epochs: int | None,
     threads: int,
+    validation: float | None,
     as_json: bool,
 ) -> None:
     """P@20 and MRR@20 (percent) of next-click prediction on Diginetica, ranking all items:
     the session model fused with the item-transition statistics, each part alone, popularity.
 
     Needs torch (pip install -e ".[torch]"); without it the command stops with that hint."""
-    from evals.sessions import run_sessions
+    from evals.sessions import run_sessions, run_validation
 
+    if validation is not None:
+        checked = run_validation(data_dir, fraction=validation, seed=seed, epochs=epochs, threads=threads)
+        show(checked, as_json, *VIEWS["sessions_validation"])
+        return
     result = run_sessions(data_dir, sample=sample, seed=seed, epochs=epochs, threads=threads, progress=not as_json)
     show(result, as_json, *VIEWS["sessions"])
