@@ -105,9 +105,13 @@ class Stack:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        from retrieval import HybridRetriever
+        from retrieval import HybridConfig, HybridRetriever
 
-        return HybridRetriever(self.catalog, self._retrieval)
+        config = self._retrieval
+        model = self.settings.learned_ranker()
+        if config is None and model is not None:
+            config = HybridConfig(learned_model=str(model))  # a missing or bad file: the fusion, with a warning
+        return HybridRetriever(self.catalog, config)
 
     @cached_property
     def events(self) -> SQLiteEventLog:

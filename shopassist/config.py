@@ -59,6 +59,9 @@ class Settings:
     api_secret: str | None = None
     allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
+    # the learned ranker (retrieval/ltr.py): a model path, "off", or None for HOME/models/ranker.txt
+    # when `shopassist train ranker` has written one there
+    ranker_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDER_BACKENDS:
@@ -110,6 +113,7 @@ class Settings:
             "api_secret": "SHOPASSIST_API_SECRET",
             "allowed_hosts": "SHOPASSIST_ALLOWED_HOSTS",
             "trusted_proxies": "SHOPASSIST_TRUSTED_PROXIES",
+            "ranker_model": "SHOPASSIST_RANKER_MODEL",
         }
         for key, env_name in env_map.items():
             value = overrides.get(key)
@@ -126,6 +130,16 @@ class Settings:
                 value = tuple(v.strip() for v in value.split(",") if v.strip())
             values[key] = value
         return cls(**values)
+
+    def learned_ranker(self) -> Path | None:
+        """The learned ranker model this home uses: SHOPASSIST_RANKER_MODEL's file, none when it
+        is "off", else HOME/models/ranker.txt if `shopassist train ranker` wrote one."""
+        if self.ranker_model is not None:
+            if self.ranker_model.strip().lower() in ("off", "none", "0", "false"):
+                return None
+            return Path(self.ranker_model).expanduser()
+        default = self.home / "models" / "ranker.txt"
+        return default if default.exists() else None
 
     def with_home(self, home: Path | str) -> Settings:
         return replace(self, home=Path(home).expanduser())

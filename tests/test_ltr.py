@@ -214,3 +214,23 @@ def test_train_command_rejects_a_bad_file_clearly(tmp_path):
     few = write_rows(tmp_path / "few.jsonl", judgement_rows()[:16])  # two queries
     res = runner.invoke(main, ["train", "ranker", "--judgements", str(few), "--folds", "5", "--home", home])
     assert res.exit_code == 2 and "cannot make 5 folds" in res.output
+
+
+def test_a_home_ranks_with_the_model_train_wrote_there_unless_turned_off(trained, tmp_path, monkeypatch):
+    """`shopassist train ranker` writes HOME/models/ranker.txt by default; the stack of that home
+    then ranks with it, SHOPASSIST_RANKER_MODEL names another file or `off`."""
+    import shutil
+
+    from assistant.stack import Stack
+
+    _, _, out, _ = trained
+    home = tmp_path / "shop"
+    assert Settings(home=home).learned_ranker() is None  # nothing trained: the fusion
+    (home / "models").mkdir(parents=True)
+    shutil.copy(out, home / "models" / "ranker.txt")
+    shutil.copy(meta_path(out), meta_path(home / "models" / "ranker.txt"))
+    assert Stack(Settings(home=home)).retriever.learned is not None
+    monkeypatch.setenv("SHOPASSIST_RANKER_MODEL", "off")
+    assert Stack(Settings.from_env(home=str(home))).retriever.learned is None
+    monkeypatch.setenv("SHOPASSIST_RANKER_MODEL", str(out))
+    assert Settings.from_env(home=str(home)).learned_ranker() == out

@@ -58,3 +58,10 @@ def train_ranker_command(
     out = out or settings.home / "models" / "ranker.txt"
     result = train_ranker(judgements, settings=settings, out=out, folds=folds, seed=seed, progress=True, log=log)
     show(result, as_json, *VIEW)
+    used = settings.learned_ranker()
+    if used is not None and used.resolve() == out.resolve():
+        click.echo(
+            f"{out}: search ranks with it from the next start (SHOPASSIST_RANKER_MODEL=off: the fusion)", err=True
+        )
+    else:
+        click.echo(f"{out} written; to rank with it, set SHOPASSIST_RANKER_MODEL={out}", err=True)
