@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -49,6 +50,7 @@ from starlette.requests import ClientDisconnect
 
 from assistant.agent import ShoppingAgent
 from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, StreamedLineEvent, final_result
+from assistant.llm.bounded import BoundedLLM
 from assistant.stack import forget_session
 from ranking.ranker import Ranker
 from retrieval import Catalog
@@ -113,6 +115,24 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
 
 
+LLM_SLOTS_ENV = "SHOPASSIST_LLM_SLOTS"
+
+
+def default_llm_slots() -> int:
+    """How many LLM calls the API lets run at once: SHOPASSIST_LLM_SLOTS, else 1 (the embedded
+    model's one slot; raise it to the parallel slots of a vLLM server)."""
+    raw = os.environ.get(LLM_SLOTS_ENV, "").strip()
+    if not raw:
+        return 1
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{LLM_SLOTS_ENV} must be a whole number of parallel LLM calls (got {raw!r}).") from None
+    if value < 1:
+        raise UsageError(f"{LLM_SLOTS_ENV} must be at least 1 (got {value}).")
+    return value
+
+
 def create_app(
     catalog: Catalog,
     agent: ShoppingAgent,
@@ -128,6 +148,7 @@ def create_app(
     events_per_client_per_minute: int = 1200,
     chats_per_client_per_minute: int = 60,
     max_events_per_request: int = 100,
+    llm_slots: int | None = None,
 ) -> FastAPI:
     """The API over one catalog and agent (the agent's tools and ranker are the ones served).
 
@@ -164,7 +185,17 @@ def create_app(
     }
     app.state.session_tokens = tokens
     app.state.trusted = trusted
-    turn_lock = threading.Lock()  # one agent turn at a time: the embedded LLM has 2 cores anyway
+    # No global lock: searches, tool calls, events and catalog reads and writes run concurrently
+    # (the catalog, the ranker and the event log guard their own state). Two turns of the same
+    # session never interleave (a lock per session, striped over 256 locks); only LLM calls wait,
+    # for one of the LLM server's ``llm_slots``.
+    session_locks = [threading.Lock() for _ in range(256)]
+
+    def session_lock(session_id: Any) -> threading.Lock:
+        return session_locks[hash(str(session_id)) % len(session_locks)]
+
+    if agent.llm is not None and not isinstance(agent.llm, BoundedLLM):
+        agent.llm = BoundedLLM(agent.llm, llm_slots if llm_slots is not None else default_llm_slots())
     ranker = ranker or agent.ranker
 
     # -- who is asking: the verified API key, or a session token (checked before any body) ------
@@ -318,8 +349,7 @@ def create_app(
                 return _error(403, "forbidden", wrong_session(0, arguments["session_id"], session))
             if (denied := event_budget(request, session, 1)) is not None:
                 return denied
-        with turn_lock:
-            result = agent.tools.call(name, arguments)
+        result = agent.tools.call(name, arguments)
         if result.ok:
             return JSONResponse({"tool": name, "ok": True, "data": json.loads(json.dumps(result.data, default=str))})
         status = {"unknown_tool": 404, "invalid_arguments": 422, "not_found": 404}.get(result.error_kind or "", 409)
@@ -348,7 +378,7 @@ def create_app(
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
         def run() -> Any:
-            with turn_lock:
+            with session_lock(session_id):
                 yield from agent.turn(session_id, message)
 
         if not body.stream:
@@ -457,7 +487,7 @@ def create_app(
             return denied
         if not SESSION_ID.match(session_id):
             raise UsageError("session id must be 1-128 letters, digits or . _ : @ -")
-        with turn_lock:
+        with session_lock(private_id(session_id)):
             gone = forget_session(session_id, sessions=agent.sessions, ranker=ranker, behaviour=agent.behaviour)
         if not gone.anything:
             return _error(404, "not_found", "nothing is stored for this session id")
@@ -482,8 +512,7 @@ def create_app(
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'product'}: {e['msg']}" for e in exc.errors()[:10])
             return _error(422, "invalid_request", problems)
-        with turn_lock:
-            result = catalog.upsert([product])
+        result = catalog.upsert([product])
         status = "added" if result.added else "updated" if result.updated else "unchanged"
         return JSONResponse({"id": product_id, "status": status, "seq": result.seq})
 
@@ -491,8 +520,7 @@ def create_app(
     def delete_product(product_id: str, request: Request) -> JSONResponse:
         if (denied := require_key(request)) is not None:
             return denied
-        with turn_lock:
-            deleted = catalog.delete([product_id])
+        deleted = catalog.delete([product_id])
         if not deleted:
             return _error(404, "not_found", f"no product with id {product_id!r}")
         return JSONResponse({"id": product_id, "status": "deleted"})
@@ -510,8 +538,7 @@ def create_app(
                 rejected.append({"index": i, "reason": "; ".join(e["msg"] for e in exc.errors()[:3])})
         added = updated = unchanged = 0
         if good:
-            with turn_lock:
-                result = catalog.upsert(good)
+            result = catalog.upsert(good)
             added, updated, unchanged = len(result.added), len(result.updated), len(result.unchanged)
         status = 200 if good else 422
         return JSONResponse(
