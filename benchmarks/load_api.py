@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -59,6 +60,10 @@ def main() -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "ui.cli", "serve", "--port", str(port), "--home", str(args.home)]
     cmd += ["--rate", "100000"] + ([] if args.llm else ["--no-llm"])
+    # the load comes from one backend holding the API key (as a shop's server would call the API):
+    # keyed requests are not held to the per-client chat budget meant for anonymous browsers
+    key = secrets.token_urlsafe(16)
+    cmd += ["--api-key", key]
     # the catalog must be loaded already (`shopassist demo --home HOME` or bench_ranking.py)
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -96,7 +101,7 @@ def main() -> None:
     def shopper(k: int) -> None:
         local = random.Random(args.seed * 1000 + k)
         sid = f"load-{k}"
-        with httpx.Client(base_url=base, timeout=120) as client:
+        with httpx.Client(base_url=base, timeout=120, headers={"X-API-Key": key}) as client:
             while time.time() < stop_at:
                 q = local.choice(queries)
                 call(client, "POST /v1/tools/search_products", "POST", "/v1/tools/search_products", json={"query": q})

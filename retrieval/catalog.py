@@ -89,26 +89,33 @@ class Catalog:
         self.snapshot_used = False  # the first refresh started from a saved mirror
         self._view = CatalogView(self._mirror)
         self._lock = threading.RLock()
+        self._open_lock = threading.RLock()
         self._loaded = False
         self._own_seqs: set[int] = set()  # sequences this process wrote (its Chroma graph has them)
         self._unreadable: dict[str, str] = {}  # stored rows that cannot be read: id -> reason
         self._check_tokenizer()
 
     # -- components --------------------------------------------------------------------------
+    # both are opened on first use, once, whichever of many concurrent requests comes first (two
+    # Chroma clients opened at once on one path fail with "could not connect to tenant")
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            from retrieval.embedders import make_embedder
+            with self._open_lock:
+                if self._embedder is None:
+                    from retrieval.embedders import make_embedder
 
-            self._embedder = make_embedder(self.settings)
+                    self._embedder = make_embedder(self.settings)
         return self._embedder
 
     @property
     def vectors(self) -> ChromaVectorIndex:
         if self._vectors is None:
-            from retrieval.vector import ChromaVectorIndex
+            with self._open_lock:
+                if self._vectors is None:
+                    from retrieval.vector import ChromaVectorIndex
 
-            self._vectors = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
+                    self._vectors = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
         return self._vectors
 
     @property

@@ -173,6 +173,8 @@ def serve(settings: Settings, llm_settings: Any, host: str, port: int, api_key: 
                 f"warning: serving on {host} without SHOPASSIST_API_KEY: reads are open, writes refused", err=True
             )
         agent = stack.agent  # starts the LLM
+        stack.catalog.embedder.embed_query("warm up")  # the first requests should not open these
+        _ = stack.catalog.vectors
         app = create_app(stack.catalog, agent, stack.ranker, api_key=api_key, rate_per_minute=rate)
         click.echo(f"shopassist API on http://{host}:{port} (OpenAPI: /docs, /openapi.json)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
