@@ -106,3 +106,24 @@ def test_one_session_never_interleaves_and_llm_calls_are_bounded(settings, use_e
     for t in threads:
         t.join(60)
     assert [r.status_code for r in results] == [200, 200]
+
+
+def test_concurrent_first_searches_open_one_vector_index(settings, use_embedder):
+    """Without a global lock the first requests arrive together: the Chroma index is opened once
+    (two clients opened at once on one path failed with "could not connect to tenant")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from retrieval import HybridRetriever
+
+    ingest_file(Catalog(settings, embedder=use_embedder), APPAREL)
+    fresh = Catalog(settings, embedder=use_embedder)
+    retriever = HybridRetriever(fresh)
+    barrier = threading.Barrier(8)
+
+    def search(q):
+        barrier.wait()
+        return fresh.vectors, retriever.search(q, top_k=3)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(search, ["牛仔裤", "连衣裙", "羽绒服", "衬衫", "T恤", "外套", "裙子", "毛衣"]))
+    assert len({id(index) for index, _ in results}) == 1 and all(hits for _, hits in results)
