@@ -40,6 +40,8 @@ from ranking.knowledge import SharedKnowledge
 from ranking.session import SessionProfile, SessionTracker
 from shopassist.models import Candidate, Event, Product
 
+CATCH_UP_S = 0.5  # how stale the shared knowledge may be with respect to other processes
+
 
 class RankingWeights(BaseModel):
     """Feature weights; text relevance is the unit.
@@ -156,6 +158,7 @@ class Ranker:
         self._record_lock = threading.Lock()  # duplicate check, append and id registration as one step
         self.event_ids = RecentEventIds()
         self._warm_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
+        self._caught_up_at = time.monotonic()
         if log is not None:  # the shared knowledge is rebuilt by replaying the whole log
             self.knowledge.observe_all(log.replay())
 
@@ -220,7 +223,14 @@ class Ranker:
             with self._lock:
                 for e in result.accepted:
                     self.sessions.observe(e)
-                    self.knowledge.observe(e)
+                if self.log is not None and result.accepted:
+                    # from the log, in order: events other processes appended before these are
+                    # taken too (observing only ours would move past theirs for good)
+                    self._caught_up_at = time.monotonic()
+                    self.knowledge.observe_all(self.log.replay(self.knowledge.last_seq))
+                else:
+                    for e in result.accepted:
+                        self.knowledge.observe(e)
         return result
 
     def catch_up(self) -> int:
@@ -228,7 +238,15 @@ class Ranker:
         if self.log is None:
             return 0
         with self._lock:
+            self._caught_up_at = time.monotonic()
             return self.knowledge.observe_all(self.log.replay(self.knowledge.last_seq))
+
+    def _catch_up_if_due(self) -> None:
+        # another worker on the same log (``serve`` processes sharing a home) recorded events:
+        # the shared knowledge takes them in before ranking, at most every CATCH_UP_S (one
+        # indexed read); a session's own profile catches up on every read (SessionTracker.profile)
+        if self.log is not None and time.monotonic() - self._caught_up_at >= CATCH_UP_S:
+            self.catch_up()
 
     def profile(self, session_id: str) -> SessionProfile:
         return self.sessions.profile(session_id)
@@ -358,6 +376,7 @@ class Ranker:
         """The candidates re-ordered for this session, diversified, each with its reasons."""
         if not candidates:
             return []
+        self._catch_up_if_due()
         profile = self.profile(session_id) if session_id else SessionProfile("_anonymous")
         disliked = set(profile.disliked)
         pool = [c for c in candidates if c.product.id not in disliked]

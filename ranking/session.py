@@ -93,6 +93,12 @@ class SessionTracker:
     def observe(self, event: Event) -> SessionProfile:
         with self._lock:
             profile = self._get(event.session_id)
+            if event.seq is not None and self.log is not None and event.seq > profile.last_seq + 1:
+                # events another process appended for this session came in between: take them
+                # (and this one) from the log in order, or moving past them would skip them
+                for e in self.log.session(event.session_id, limit=200, since_seq=profile.last_seq):
+                    if e.seq is None or e.seq <= event.seq:
+                        profile.observe(e)
             if event.seq is None or event.seq > profile.last_seq:
                 profile.observe(event)
             return profile
