@@ -71,3 +71,81 @@ def test_a_catalog_write_through_one_worker_is_found_by_the_other(settings, use_
     time.sleep(CATCH_UP_S + 0.1)
     shown(b, "someone")  # a ranking in b takes in what a recorded
     assert knowledge_b.popularity("new-aurora") > before
+
+
+def test_a_sessions_turns_exclude_each_other_across_workers(tmp_path):
+    """Two workers' lock tables on one home (as two processes have): the same session waits,
+    another session does not."""
+    import threading
+
+    from ui.api import SessionLocks
+
+    one, two = SessionLocks(tmp_path / "locks"), SessionLocks(tmp_path / "locks")
+    got: list[str] = []
+
+    def turn(session: str) -> None:
+        with two.lock(session):
+            got.append(session)
+
+    with one.lock("shopper-1"):
+        same = threading.Thread(target=turn, args=("shopper-1",))
+        other = threading.Thread(target=turn, args=("shopper-2x",))
+        same.start()
+        other.start()
+        other.join(5)
+        same.join(0.5)
+        assert got == ["shopper-2x"] and same.is_alive()  # the same session waits for the first worker
+    same.join(5)
+    assert got == ["shopper-2x", "shopper-1"]
+
+
+def test_serve_with_two_workers_answers_over_one_home(tmp_path, sample_file):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    home = tmp_path / "home"
+    env = {**os.environ, "SHOPASSIST_HOME": str(home)}
+    ingest = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "catalog", "ingest", str(sample_file)], env=env, capture_output=True
+    )
+    assert ingest.returncode == 0, ingest.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "ui.cli", "serve", "--workers", "2", "--port", str(port), "--no-llm"]
+    server = subprocess.Popen([*cmd, "--api-key", KEY], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("serve --workers 2 did not start")
+        with httpx.Client(base_url=base, headers=H, timeout=60) as client:
+            turns = [
+                client.post(
+                    "/v1/chat/completions", json={"user": f"s{k}", "messages": [{"role": "user", "content": "牛仔裤"}]}
+                )
+                for k in range(6)
+            ]
+            assert all(t.status_code == 200 for t in turns)
+            pid = turns[0].json()["shopassist"]["products"][0]
+            ev = client.post("/v1/events", json={"session_id": "s0", "type": "dislike", "product_id": pid})
+            assert ev.status_code == 200
+            again = client.post(
+                "/v1/chat/completions", json={"user": "s0", "messages": [{"role": "user", "content": "牛仔裤"}]}
+            )
+            assert pid not in again.json()["shopassist"]["products"]  # whichever worker answered
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not list(home.glob(".serve-*.pickle"))  # the workers' settings file goes with the server

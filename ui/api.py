@@ -118,6 +118,57 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
 LLM_SLOTS_ENV = "SHOPASSIST_LLM_SLOTS"
 
 
+class SessionLock:
+    """One stripe of ``SessionLocks``: a thread lock, then an exclusive file lock (other worker
+    processes on the same home), released in reverse."""
+
+    def __init__(self, thread_lock: threading.Lock, path: Path) -> None:
+        self._thread_lock = thread_lock
+        self._path = path
+        self._handle: Any = None
+
+    def __enter__(self) -> SessionLock:
+        import fcntl
+
+        self._thread_lock.acquire()
+        try:
+            handle = open(self._path, "a+")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        handle, self._handle = self._handle, None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+        finally:
+            self._thread_lock.release()
+
+
+class SessionLocks:
+    """Two turns of one session never interleave, in this process or in another worker on the
+    same home; turns of different sessions do (256 stripes, by a stable digest of the id)."""
+
+    STRIPES = 256
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._thread_locks = [threading.Lock() for _ in range(self.STRIPES)]
+
+    def lock(self, session_id: str) -> SessionLock:
+        import hashlib
+
+        stripe = int.from_bytes(hashlib.blake2b(session_id.encode(), digest_size=4).digest(), "big") % self.STRIPES
+        return SessionLock(self._thread_locks[stripe], self.folder / f"{stripe:03d}.lock")
+
+
 def default_llm_slots() -> int:
     """How many LLM calls the API lets run at once: SHOPASSIST_LLM_SLOTS, else 1 (the embedded
     model's one slot; raise it to the parallel slots of a vLLM server)."""
@@ -189,10 +240,10 @@ def create_app(
     # (the catalog, the ranker and the event log guard their own state). Two turns of the same
     # session never interleave (a lock per session, striped over 256 locks); only LLM calls wait,
     # for one of the LLM server's ``llm_slots``.
-    session_locks = [threading.Lock() for _ in range(256)]
+    session_locks = SessionLocks(catalog.settings.home / "sessions" / ".locks")
 
-    def session_lock(session_id: Any) -> threading.Lock:
-        return session_locks[hash(str(session_id)) % len(session_locks)]
+    def session_lock(session_id: Any) -> SessionLock:
+        return session_locks.lock(str(session_id))
 
     if agent.llm is not None and not isinstance(agent.llm, BoundedLLM):
         agent.llm = BoundedLLM(agent.llm, llm_slots if llm_slots is not None else default_llm_slots())

@@ -158,20 +158,40 @@ def _show(events: Iterator[TurnEvent], message: str, as_json: bool) -> None:
     help="Key for catalog writes (env SHOPASSIST_API_KEY); without it writes are refused.",
 )
 @click.option("--rate", default=600, show_default=True, type=click.IntRange(1), help="Requests per minute per client.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="API worker processes sharing this home (catalog, events, sessions, model server).",
+)
 @llm_options
 @common_options
-def serve(settings: Settings, llm_settings: Any, host: str, port: int, api_key: str | None, rate: int) -> None:
+def serve(
+    settings: Settings, llm_settings: Any, host: str, port: int, api_key: str | None, rate: int, workers: int
+) -> None:
     """The HTTP API (tools, OpenAI-compatible chat, events, catalog writes) with uvicorn."""
     import uvicorn
 
     from ui.api import create_app
 
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        click.echo(f"warning: serving on {host} without SHOPASSIST_API_KEY: reads are open, writes refused", err=True)
+    if workers > 1:
+        import os
+
+        from ui.workers import CONFIG_ENV, write_config
+
+        with build_stack(settings, llm=llm_settings, progress=True) as stack:
+            require_products(stack)  # and the model assembled and its server started, once
+            if llm_settings is not None:
+                _ = stack.llm
+        os.environ[CONFIG_ENV] = str(write_config(settings.home, settings, llm_settings, api_key, rate))
+        click.echo(f"shopassist API on http://{host}:{port} with {workers} workers (OpenAPI: /docs)", err=True)
+        uvicorn.run("ui.workers:app_factory", factory=True, workers=workers, host=host, port=port, log_level="warning")
+        return
     with build_stack(settings, llm=llm_settings, progress=True) as stack:
         require_products(stack)
-        if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
-            click.echo(
-                f"warning: serving on {host} without SHOPASSIST_API_KEY: reads are open, writes refused", err=True
-            )
         agent = stack.agent  # starts the LLM
         stack.catalog.embedder.embed_query("warm up")  # the first requests should not open these
         _ = stack.catalog.vectors
