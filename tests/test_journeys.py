@@ -101,7 +101,14 @@ class Shopper:
         self.page.wait_for_timeout(1200)
 
     def cards(self) -> list[str]:
-        return [t.strip() for t in self.page.locator(f"{RESULT} .sa-title").all_inner_texts()]
+        # the product panel may render a moment after the reply on a loaded machine: give it
+        # up to 10 s to show something before reading it
+        titles = self.page.locator(f"{RESULT} .sa-title")
+        for _ in range(20):
+            if titles.count():
+                break
+            self.page.wait_for_timeout(500)
+        return [t.strip() for t in titles.all_inner_texts()]
 
     def ids(self) -> list[str]:
         return [c.get_attribute("data-product-id") or "" for c in self.page.locator(f"{RESULT} .sa-card").all()]

@@ -240,7 +240,7 @@ def create_app(
     # (the catalog, the ranker and the event log guard their own state). Two turns of the same
     # session never interleave (a lock per session, striped over 256 locks); only LLM calls wait,
     # for one of the LLM server's ``llm_slots``.
-    session_locks = SessionLocks(catalog.settings.home / "sessions" / ".locks")
+    session_locks = SessionLocks(catalog.settings.home / ".locks" / "sessions")
 
     def session_lock(session_id: Any) -> SessionLock:
         return session_locks.lock(str(session_id))

@@ -5,7 +5,7 @@ share what the home holds: the SQLite catalog (a write by one is in every worker
 each search refreshes from the change sequence), the SQLite event log (an event accepted by one
 reaches the others' rankings: session profiles read the log on every use, the shared knowledge
 catches up at least every 0.5 s), the session files (a turn holds its session's lock across
-processes, a file lock in ``HOME/sessions/.locks``), the model server (one per home) and Chroma.
+processes, a file lock in ``HOME/.locks/sessions``), the model server (one per home) and Chroma.
 uvicorn's supervisor starts the workers, shares the listening socket and restarts a worker that
 dies. Per-client rate limits and the LLM-slot semaphore are per worker: N workers allow N times
 either (size ``SHOPASSIST_LLM_SLOTS`` accordingly).
