@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ from retrieval.mirror import CatalogView
 from shopassist.models import Candidate, Product, SearchFilters, detect_language
 
 FEATURES = ("bm25", "dense", "doc", "coverage", "pairs")
+_ONLY_CJK = re.compile(r"[\u4e00-\u9fff]+")
 log = logging.getLogger(__name__)
 
 
@@ -187,6 +189,9 @@ class HybridRetriever:
                 if len(hits) >= depth or n >= n_live:
                     return hits[:depth]
         slots = np.flatnonzero(live if mask is None else (mask & live))
+        held = self._required_slots(view, filters)
+        if held is not None:  # only products that can hold the required Chinese words are scored
+            slots = np.intersect1d(slots, held)
         scores = view.exact_dense(qvec, slots)
         order = np.argsort(-scores, kind="stable")
         out: list[tuple[str, float]] = []
@@ -258,6 +263,35 @@ class HybridRetriever:
             fused += w * _z(values)
         for pid, s in zip(ids, fused, strict=True):
             rows[pid].score = float(s)
+
+    def _required_slots(self, view: CatalogView, filters: SearchFilters) -> np.ndarray | None:
+        """A superset of the slots whose products hold every required Chinese term, from the
+        character postings (a product holding 猫砂 is indexed under #猫 and #砂), or None when no
+        required term is all-Chinese (Latin terms match whole words, which tokens cannot promise).
+        Spares the exact dense path a per-product text check over the whole catalog."""
+        tokenizer = self.catalog.tokenizer
+        if not filters.require_terms or not getattr(tokenizer, "cjk_chars", False):
+            return None
+        bm25 = view.bm25
+        result: np.ndarray | None = None
+        for term in filters.require_terms:
+            alts = [a.strip() for a in term.split("|") if a.strip()]
+            if not alts or not all(_ONLY_CJK.fullmatch(a) for a in alts):
+                continue
+            union: np.ndarray | None = None
+            for alt in alts:
+                inter: np.ndarray | None = None
+                for ch in dict.fromkeys(alt):
+                    posting = bm25.score_all([f"#{ch}"])[0]
+                    inter = posting if inter is None else np.intersect1d(inter, posting)
+                    if len(inter) == 0:
+                        break
+                if inter is not None:
+                    union = inter if union is None else np.union1d(union, inter)
+            if union is None:
+                continue
+            result = union if result is None else np.intersect1d(result, union)
+        return result
 
     def _learned_rows(
         self,

@@ -145,3 +145,20 @@ def test_candidates_carry_reason_codes_not_debug_text(loaded_catalog):
     top = r.search("mascara", top_k=1)[0]
     assert top.lexical_rank is not None and {"all_words", "keyword"} & set(top.reasons)  # the ranks stay fields
     assert r.search("", SearchFilters(max_price=100), top_k=2)[0].reasons == ["filters"]
+
+
+@pytest.mark.parametrize("required", [["牛仔"], ["高腰|修身"], ["女", "裤"], ["不存在的词"]])
+def test_required_chinese_words_narrow_the_exact_dense_scan_without_changing_results(loaded_catalog, required):
+    """The character postings give a superset of the products holding the required words, so
+    the dense leg scores only those: the same results as checking every product."""
+    from retrieval.filters import matches_rest
+
+    retriever = HybridRetriever(loaded_catalog)
+    filters = SearchFilters(require_terms=required)
+    view = loaded_catalog.view()
+    held = set(retriever._required_slots(view, filters).tolist())
+    truly = {slot for slot, pid in enumerate(view.bm25.slot_ids) if pid and matches_rest(view.products[pid], filters)}
+    assert truly <= held  # a superset: nothing that passes is left out
+    narrowed = ids(retriever.search("裤子", filters, top_k=10))
+    retriever._required_slots = lambda v, f: None  # every product checked, as before
+    assert ids(retriever.search("裤子", filters, top_k=10)) == narrowed

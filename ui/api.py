@@ -30,6 +30,7 @@ beyond it). Bound to localhost, the server answers only to a localhost ``Host`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -37,10 +38,11 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -116,6 +118,20 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
 
 
 LLM_SLOTS_ENV = "SHOPASSIST_LLM_SLOTS"
+
+
+TURN_SLOTS_ENV = "SHOPASSIST_TURN_SLOTS"
+THREADS = 256
+
+
+def default_turn_slots() -> int:
+    """Chat turns the API runs at once: SHOPASSIST_TURN_SLOTS, else the number of CPU cores."""
+    raw = os.environ.get(TURN_SLOTS_ENV, "").strip()
+    if not raw:
+        return max(1, os.cpu_count() or 1)
+    if not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"{TURN_SLOTS_ENV} must be a whole number of turns at once, at least 1 (got {raw!r}).")
+    return int(raw)
 
 
 class SessionLock:
@@ -200,6 +216,7 @@ def create_app(
     chats_per_client_per_minute: int = 60,
     max_events_per_request: int = 100,
     llm_slots: int | None = None,
+    turn_slots: int | None = None,
 ) -> FastAPI:
     """The API over one catalog and agent (the agent's tools and ranker are the ones served).
 
@@ -211,10 +228,19 @@ def create_app(
     ``events_per_client_per_minute`` per client; API-key writes take up to 5000 per request. A
     client without the key gets ``chats_per_client_per_minute`` chat turns (each issues a session
     token, so this also bounds how fast one client can get tokens for new sessions)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # requests waiting for a turn slot hold a worker thread: let them, and keep threads for
+        # searches and events (anyio's default is 40 threads for every sync endpoint together)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+        yield
+
     app = FastAPI(
         title="shopassist API",
         version=API_VERSION,
         description="Tools, chat, behaviour events and catalog writes of the shopassist shopping assistant.",
+        lifespan=lifespan,
     )
     settings = getattr(catalog, "settings", None)
     home: Path | None = getattr(settings, "home", None)
@@ -245,6 +271,10 @@ def create_app(
     def session_lock(session_id: Any) -> SessionLock:
         return session_locks.lock(str(session_id))
 
+    # Admission control for CPU: a chat turn costs 10-500 ms of CPU (rules, several searches when
+    # nothing matches); more turns at once than cores only slows every request down, searches
+    # and events included. Turns beyond ``turn_slots`` wait their turn; nothing else does.
+    turns = threading.BoundedSemaphore(turn_slots if turn_slots is not None else default_turn_slots())
     if agent.llm is not None and not isinstance(agent.llm, BoundedLLM):
         agent.llm = BoundedLLM(agent.llm, llm_slots if llm_slots is not None else default_llm_slots())
     ranker = ranker or agent.ranker
@@ -429,7 +459,7 @@ def create_app(
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
         def run() -> Any:
-            with session_lock(session_id):
+            with session_lock(session_id), turns:
                 yield from agent.turn(session_id, message)
 
         if not body.stream:
