@@ -1,7 +1,7 @@
 """Bounded load test of the HTTP API on loopback: N concurrent sessions for a fixed time, each
 mixing search tool calls, behaviour events and chat turns, with real queries from the log.
 
-    .venv/bin/python benchmarks/load_api.py [--sessions 50] [--seconds 60] [--llm]
+    .venv/bin/python benchmarks/load_api.py [--sessions 50] [--seconds 60] [--llm] [--workers N]
 
 Starts `shopassist serve` on a free port over the demo catalog (no LLM by default: the chat turn
 is then rules + templates, which is what a loaded server degrades to; `--llm` uses the embedded
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--home", type=Path, default=Path.home() / ".shopassist-bench" / "ranking")
     ap.add_argument("--llm", action="store_true", help="chat turns use the embedded LLM")
+    ap.add_argument("--workers", type=int, default=1, help="API worker processes (serve --workers)")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
@@ -63,7 +64,7 @@ def main() -> None:
     # the load comes from one backend holding the API key (as a shop's server would call the API):
     # keyed requests are not held to the per-client chat budget meant for anonymous browsers
     key = secrets.token_urlsafe(16)
-    cmd += ["--api-key", key]
+    cmd += ["--api-key", key, "--workers", str(args.workers)]
     # the catalog must be loaded already (`shopassist demo --home HOME` or bench_ranking.py)
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -138,6 +139,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "sessions": args.sessions,
+        "workers": args.workers,
         "seconds": round(wall, 1),
         "llm": args.llm,
         "requests": total,
