@@ -10,15 +10,15 @@ rate) and MRR@20 in percent for, all measured in the same run:
 * ``popularity``: the most clicked training items.
 
 Hyper-parameters and the fusion weight are the defaults of ``ranking.sessrec`` (chosen on a
-validation split: the last 10 % of train sessions, augmented into prefixes the same way), never
-tuned on the test file. Ranks break ties by the smaller item id, so the metrics are exact.
+validation split: the last 10 % of train sessions, augmented into prefixes the same way; see
+``run_validation``, ``shopassist eval sessions --validation 0.1``), never tuned on the test file. Ranks break ties by the smaller item id, so the metrics are exact.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ def run_sessions(
         stat = stats.scores(batch)
         ranks["model"].append(target_ranks(log_probs, yb))
         ranks["statistics"].append(target_ranks(stat + tiebreak, yb))
-        ranks["fused"].append(target_ranks(fuse(log_probs, stat, fusion), yb))
+        ranks["fused"].append(target_ranks(fuse(log_probs, stat, fusion, batch), yb))
         ranks["popularity"].append(pop_rank_of[yb])
     eval_seconds = time.perf_counter() - t1
 
@@ -168,4 +168,85 @@ def run_sessions(
         "selection": "hyper-parameters and fusion weight chosen on the last 10% of train sessions (validation), "
         "then the model is retrained on all train sessions; the test file is only scored",
         "machine": machine(),
+    }
+
+
+def validation_split(
+    sessions: list[list[int]], fraction: float = 0.1
+) -> tuple[list[list[int]], list[list[int]], list[int]]:
+    """The training part (the first ``1 - fraction`` of the sessions, which are in time order) and
+    the validation prefixes and targets made from the rest as the SR-GNN preprocessing makes the test
+    file: every prefix, items unseen in the training part dropped from the prefixes, prefixes whose
+    target is unseen (or that end up empty) left out."""
+    cut = round(len(sessions) * (1.0 - fraction))
+    train, held = sessions[:cut], sessions[cut:]
+    known = {i for s in train for i in s}
+    prefixes: list[list[int]] = []
+    targets: list[int] = []
+    for s in held:
+        s = [i for i in s if i in known]
+        for i in range(1, len(s)):
+            prefixes.append(s[:i])
+            targets.append(s[i])
+    return train, prefixes, targets
+
+
+def run_validation(
+    data_dir: Path,
+    fraction: float = 0.1,
+    seed: int = 0,
+    epochs: int | None = None,
+    model_params: ModelParams | None = None,
+    fusions: dict[str, FusionParams] | None = None,
+    knowledge_params: KnowledgeParams | None = None,
+    threads: int = 1,
+    progress: bool = False,
+    batch_size: int = 500,
+) -> dict[str, Any]:
+    """Hyper-parameter selection without the test file: train on the first ``1 - fraction`` of
+    ``train_sessions.jsonl`` and score every prefix of the rest (``validation_split``), for the model
+    alone, the statistics alone and each fusion in ``fusions`` (default: the default fusion)."""
+    data_dir = Path(data_dir)
+    if not (data_dir / "train_sessions.jsonl").exists():
+        raise UsageError(f"{data_dir} lacks train_sessions.jsonl (expected the SR-GNN Diginetica layout).")
+    require_torch()
+    import torch
+
+    torch.set_num_threads(threads)
+    params = model_params or ModelParams()
+    if epochs is not None:
+        params = replace(params, epochs=epochs)
+    params = replace(params, seed=seed)
+    fusions = fusions or {"fused": FusionParams()}
+    sessions = load_sessions(data_dir / "train_sessions.jsonl")
+    n_items = max((max(s) for s in sessions if s), default=0)
+    train, prefixes, targets = validation_split(sessions, fraction)
+    y = np.asarray(targets, dtype=np.int64) - 1
+    t0 = time.perf_counter()
+    stats = TransitionStats(train, n_items, knowledge_params)
+    model = SessionModel(n_items, params).fit(train, progress=progress)
+    train_seconds = time.perf_counter() - t0
+    pop = popularity(train, n_items)
+    tiebreak = 1e-9 * pop / max(1.0, float(pop.max()))
+    ranks: dict[str, list[np.ndarray]] = {name: [] for name in ("model", "statistics", *fusions)}
+    for sl in iter_batches(len(prefixes), batch_size):
+        batch, yb = prefixes[sl], y[sl]
+        log_probs = model.log_probs(batch)
+        stat = stats.scores(batch)
+        ranks["model"].append(target_ranks(log_probs, yb))
+        ranks["statistics"].append(target_ranks(stat + tiebreak, yb))
+        for name, fusion in fusions.items():
+            ranks[name].append(target_ranks(fuse(log_probs, stat, fusion, batch), yb))
+    results = {
+        name: {k: round(v, 2) for k, v in metrics_from_ranks(np.concatenate(r), K).items()} for name, r in ranks.items()
+    }
+    return {
+        "split": f"first {1 - fraction:.0%} of train sessions / every prefix of the last {fraction:.0%}",
+        "train_sessions": len(train),
+        "validation_prefixes": len(prefixes),
+        "results": results,
+        "train_seconds": round(train_seconds, 1),
+        "epoch_seconds": [round(s, 1) for s in model.epoch_seconds],
+        "params": params_dict(params, stats.params),
+        "fusions": {name: asdict(f) for name, f in fusions.items()},
     }
