@@ -68,6 +68,18 @@ def require_torch() -> None:
         raise UsageError('The session model needs torch: pip install -e ".[torch]" (the CPU build is enough).')
 
 
+def _model_setup(threads: int, model_params: ModelParams | None, epochs: int | None, seed: int) -> ModelParams:
+    """torch on ``threads`` threads, and the model's parameters with the run's epochs and seed."""
+    require_torch()
+    import torch
+
+    torch.set_num_threads(threads)
+    params = model_params or ModelParams()
+    if epochs is not None:
+        params = replace(params, epochs=epochs)
+    return replace(params, seed=seed)
+
+
 def run_sessions(
     data_dir: Path,
     sample: int | None = None,
@@ -92,14 +104,7 @@ def run_sessions(
     missing = [n for n in ("train_sessions.jsonl", "test_prefixes.jsonl") if not (data_dir / n).exists()]
     if missing:
         raise UsageError(f"{data_dir} lacks {', '.join(missing)} (expected the SR-GNN Diginetica layout).")
-    require_torch()
-    import torch
-
-    torch.set_num_threads(threads)
-    params = model_params or ModelParams()
-    if epochs is not None:
-        params = replace(params, epochs=epochs)
-    params = replace(params, seed=seed)
+    params = _model_setup(threads, model_params, epochs, seed)
     fusion = fusion or FusionParams()
 
     sessions = load_sessions(data_dir / "train_sessions.jsonl")
@@ -209,14 +214,7 @@ def run_validation(
     data_dir = Path(data_dir)
     if not (data_dir / "train_sessions.jsonl").exists():
         raise UsageError(f"{data_dir} lacks train_sessions.jsonl (expected the SR-GNN Diginetica layout).")
-    require_torch()
-    import torch
-
-    torch.set_num_threads(threads)
-    params = model_params or ModelParams()
-    if epochs is not None:
-        params = replace(params, epochs=epochs)
-    params = replace(params, seed=seed)
+    params = _model_setup(threads, model_params, epochs, seed)
     fusions = fusions or {"fused": FusionParams()}
     sessions = load_sessions(data_dir / "train_sessions.jsonl")
     n_items = max((max(s) for s in sessions if s), default=0)
