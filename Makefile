@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop test check browser lint bench clean
+.PHONY: run stop test check browser servers lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ stop:
 	test ! -x $(BIN)/shopassist || $(BIN)/shopassist model stop
 
 # the fast static checks first (lint, format, types, the import-layer contract), then the suite
-test: check browser
+test: check browser servers
 	$(BIN)/python -m pytest
 
 check: $(STAMP)
@@ -41,6 +41,16 @@ browser:
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-zenhei >/dev/null 2>&1; } || \
 	    echo "could not install chromium: the browser test will be skipped"; \
 	  else echo "no apt or not root: install chromium to run the browser test"; fi; }
+
+# Debian's redis-server and postgresql for the shared-backend contract tests (issue 16); where
+# they cannot be installed, those tests are skipped with the reason
+servers:
+	@{ command -v redis-server >/dev/null 2>&1 && { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; } || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server postgresql >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server postgresql >/dev/null 2>&1; } || \
+	    echo "could not install redis-server/postgresql: the shared-backend tests will be skipped"; \
+	  else echo "no apt or not root: install redis-server and postgresql to run the shared-backend tests"; fi; }
 
 lint: check
 

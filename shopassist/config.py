@@ -16,6 +16,8 @@
 | api_secret         | SHOPASSIST_API_SECRET         | (HOME/api_secret)        |
 | allowed_hosts      | SHOPASSIST_ALLOWED_HOSTS      | (localhost names only)   |
 | trusted_proxies    | SHOPASSIST_TRUSTED_PROXIES    | (none)                   |
+| redis_url          | SHOPASSIST_REDIS_URL          | (embedded: SQLite/JSON)  |
+| database_url       | SHOPASSIST_DATABASE_URL       | (embedded: SQLite)       |
 
 ``api_secret`` signs the API's session tokens; ``allowed_hosts`` (comma-separated names, ``*`` for
 any) are ``Host`` headers the API accepts besides localhost; ``trusted_proxies`` (comma-separated
@@ -35,7 +37,7 @@ from typing import Any
 
 from shopassist.errors import UsageError, folder_error
 
-EMBEDDER_BACKENDS = ("use", "transformers", "openai")
+EMBEDDER_BACKENDS = ("use", "transformers", "openai", "gemma")
 
 
 def _env(name: str) -> str | None:
@@ -62,6 +64,10 @@ class Settings:
     # the learned ranker (retrieval/ltr.py): a model path, "off", or None for HOME/models/ranker.txt
     # when `shopassist train ranker` has written one there
     ranker_model: str | None = None
+    # the production shape: events and session state in Redis, the catalog in PostgreSQL; None
+    # keeps the embedded SQLite files and JSON session files under ``home``
+    redis_url: str | None = None
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDER_BACKENDS:
@@ -82,6 +88,16 @@ class Settings:
             raise UsageError(
                 f"retention days must be 0-36500 (got {self.retention_days}); 0 keeps sessions and events "
                 "until deleted (--retention-days or SHOPASSIST_RETENTION_DAYS)."
+            )
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise UsageError(
+                f"Redis URL must start with redis://, rediss:// or unix:// (got {self.redis_url!r}); "
+                "e.g. redis://127.0.0.1:6379/0 (--redis-url or SHOPASSIST_REDIS_URL)."
+            )
+        if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise UsageError(
+                f"Database URL must start with postgresql:// (got {self.database_url!r}); e.g. "
+                "postgresql://shop@127.0.0.1:5432/shop (--database-url or SHOPASSIST_DATABASE_URL)."
             )
         for proxy in self.trusted_proxies:
             try:
@@ -114,6 +130,8 @@ class Settings:
             "allowed_hosts": "SHOPASSIST_ALLOWED_HOSTS",
             "trusted_proxies": "SHOPASSIST_TRUSTED_PROXIES",
             "ranker_model": "SHOPASSIST_RANKER_MODEL",
+            "redis_url": "SHOPASSIST_REDIS_URL",
+            "database_url": "SHOPASSIST_DATABASE_URL",
         }
         for key, env_name in env_map.items():
             value = overrides.get(key)

@@ -56,9 +56,23 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Delete sessions and events older than this many days; 0 keeps them until deleted "
         "[env SHOPASSIST_RETENTION_DAYS; default 30].",
     )
+    @click.option(
+        "--redis-url",
+        default=None,
+        help="Keep events and session state in Redis, e.g. redis://127.0.0.1:6379/0 [env SHOPASSIST_REDIS_URL; "
+        "default: SQLite and JSON files under HOME].",
+    )
+    @click.option(
+        "--database-url",
+        default=None,
+        help="Keep the catalog in PostgreSQL, e.g. postgresql://shop@127.0.0.1/shop [env SHOPASSIST_DATABASE_URL; "
+        "default: SQLite under HOME].",
+    )
     @functools.wraps(fn)
     def wrapper(home, chroma_host, chroma_port, embedder, embedder_path, embedder_url, embedder_model, **kwargs):  # type: ignore[no-untyped-def]
         retention_days = kwargs.pop("retention_days")
+        redis_url = kwargs.pop("redis_url")
+        database_url = kwargs.pop("database_url")
         try:
             settings = Settings.from_env(
                 home=home,
@@ -69,6 +83,8 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                 embedder_url=embedder_url,
                 embedder_model=embedder_model,
                 retention_days=retention_days,
+                redis_url=redis_url,
+                database_url=database_url,
             )
             return fn(settings=settings, **kwargs)
         except UsageError as exc:
