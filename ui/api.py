@@ -15,6 +15,9 @@ catalog writes, for other programs. ``shopassist serve`` runs it with uvicorn on
 * ``PUT`` / ``DELETE /v1/catalog/products/{id}``, ``POST /v1/catalog/products:bulk``: need the API
   key (``SHOPASSIST_API_KEY``) as ``Authorization: Bearer KEY`` or ``X-API-Key``; without a key
   configured, writes are refused. Reads are open (the server binds 127.0.0.1 by default).
+* ``/mcp``: the same tools over the Model Context Protocol (streamable HTTP, stateless, JSON
+  answers; ``ui.mcp_server``), under the same key, session-token and rate rules as
+  ``POST /v1/tools/{name}``.
 * ``DELETE /v1/sessions/{id}`` (API key): forget one shopper: their session, events and profile.
   The server keeps a session id only as its pseudonym (a keyed hash, ``shopassist.privacy``),
   in memory too; ``id`` may be either form, and the session token carries the pseudonym.
@@ -49,6 +52,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Route
 
 from assistant.agent import ShoppingAgent
 from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, StreamedLineEvent, final_result
@@ -68,6 +72,7 @@ from ui.api_guard import (
     lone_surrogate,
     parse_networks,
 )
+from ui.mcp_server import StreamableMcp, ToolReply, build_server
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +239,8 @@ def create_app(
         # requests waiting for a turn slot hold a worker thread: let them, and keep threads for
         # searches and events (anyio's default is 40 threads for every sync endpoint together)
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
-        yield
+        async with mcp_http.running():  # the MCP SDK's session manager lives as long as the app
+            yield
 
     app = FastAPI(
         title="shopassist API",
@@ -322,25 +328,8 @@ def create_app(
         need = needs(request.method, request.scope["path"])
         if need == "key" and (denied := require_key(request)) is not None:
             return denied
-        if need == "writer" and not keyed:
-            token = request.headers.get("x-session-token")
-            if not token:
-                return _error(
-                    401,
-                    "unauthorized",
-                    "recording events needs the session token the chat endpoint issued for that session "
-                    "(send it as X-Session-Token; POST /v1/chat/completions returns it in shopassist.session_token "
-                    "and the X-Session-Token header) or the API key (Authorization: Bearer KEY or X-API-Key)",
-                )
-            session = tokens.verify(token)
-            if session is None:
-                return _error(
-                    401,
-                    "unauthorized",
-                    "the session token is not valid or has expired: take the fresh one from the last "
-                    "POST /v1/chat/completions of this session (X-Session-Token)",
-                )
-            request.state.session = session
+        if need == "writer" and not keyed and (denied := writer_refused(request)) is not None:
+            return denied
         try:
             if request.method in ("POST", "PUT", "PATCH"):
                 where = lone_surrogate(await request.body())
@@ -357,6 +346,29 @@ def create_app(
         except Exception:
             log.exception("request failed: %s %s", request.method, request.url.path)
             return _error(500, "server_error", "the server failed to handle this request; it has been logged")
+
+    def writer_refused(request: Request) -> JSONResponse | None:
+        """Without the API key, a write needs a valid session token (X-Session-Token): the 401
+        that says so, or None with the token's session in ``request.state.session``."""
+        token = request.headers.get("x-session-token")
+        if not token:
+            return _error(
+                401,
+                "unauthorized",
+                "recording events needs the session token the chat endpoint issued for that session "
+                "(send it as X-Session-Token; POST /v1/chat/completions returns it in shopassist.session_token "
+                "and the X-Session-Token header) or the API key (Authorization: Bearer KEY or X-API-Key)",
+            )
+        session = tokens.verify(token)
+        if session is None:
+            return _error(
+                401,
+                "unauthorized",
+                "the session token is not valid or has expired: take the fresh one from the last "
+                "POST /v1/chat/completions of this session (X-Session-Token)",
+            )
+        request.state.session = session
+        return None
 
     # added last, so it runs first: Host check and body limit before anything reads the request
     app.add_middleware(RequestGate, max_body_bytes=max_body_bytes, allowed_hosts=tuple(allowed_hosts))
@@ -435,6 +447,22 @@ def create_app(
             return JSONResponse({"tool": name, "ok": True, "data": json.loads(json.dumps(result.data, default=str))})
         status = {"unknown_tool": 404, "invalid_arguments": 422, "not_found": 404}.get(result.error_kind or "", 409)
         return _error(status, result.error_kind or "failed", clean_message(result.error or "the tool failed"))
+
+    # -- MCP: the same tools over streamable HTTP at /mcp (ui.mcp_server) -------------------------
+    def mcp_call(name: str, arguments: dict[str, Any], request: Request | None) -> ToolReply:
+        """One MCP tool call under ``POST /v1/tools/{name}``'s rules: the guard has already counted
+        the request against the client's rate and checked the key; a write needs the key or a
+        session token, as on the REST path; then the REST endpoint's own code answers."""
+        if request is None:  # pragma: no cover - the HTTP transport always passes its request
+            raise RuntimeError("an MCP tool call over HTTP without its request")
+        request.state.session = None
+        writer = needs("POST", f"/v1/tools/{name}") == "writer" and not request.state.keyed
+        if writer and (denied := writer_refused(request)) is not None:
+            return ToolReply.of_response(denied)
+        return ToolReply.of_response(call_tool(name, arguments, request))
+
+    mcp_http = StreamableMcp(build_server(agent.tools, mcp_call))
+    app.router.routes.append(Route("/mcp", mcp_http, include_in_schema=False))
 
     # -- chat -----------------------------------------------------------------------------------
     def session_of(request: Request, body: ChatRequest) -> str:

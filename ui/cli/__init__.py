@@ -9,7 +9,7 @@ The top layer: commands get every piece from ``assistant.stack``; nothing import
 command group: ``catalog`` (catalog, search, demo), ``chat`` (ask, edit, ui, serve), ``events``
 (event), ``evals`` (eval), ``privacy`` (privacy status / forget), ``train`` (train ranker),
 ``model`` and ``agent`` (the background model and agent servers), ``embedder`` (the optional
-EmbeddingGemma install).
+EmbeddingGemma install), ``mcp`` (the tools over the Model Context Protocol on stdio).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ui.cli.chat import ask, edit, serve, ui_command
 from ui.cli.embedder import embedder
 from ui.cli.evals import eval_group
 from ui.cli.events import event
+from ui.cli.mcp import mcp
 from ui.cli.model_server import model
 from ui.cli.privacy import privacy
 from ui.cli.train import train_group
@@ -48,6 +49,7 @@ for _command in (
     agent,
     train_group,
     embedder,
+    mcp,
 ):
     main.add_command(_command)
 
