@@ -27,6 +27,14 @@ Under ``settings.home``:
 Nothing else in the project constructs these (tests may); the CLI, chat UI, HTTP API, evals and
 benchmarks all get them from here.
 
+Shared state: with ``settings.redis_url`` (``SHOPASSIST_REDIS_URL``), ``events`` is a
+``ranking.redis_events.RedisEventLog`` and ``sessions`` an ``assistant.redis_state.RedisSessionStore``
+on that Redis, so every process (and host) pointed at it shares events and conversations; the
+files under HOME are then not used for either. An explicit ``events_path`` / ``sessions_dir``
+(the benchmarks' fresh ones, an eval's ``fork`` per dialogue) still gets the embedded backend:
+those callers ask for a private, throwaway store. Processes sharing a Redis must share
+HOME/secret.key too, or each names a session by a different pseudonym.
+
 Privacy: the session store and the event log name every session by its pseudonym (a keyed hash
 under HOME/secret.key) and delete what is older than ``settings.retention_days`` (when they open,
 then at most once an hour); ``forget`` / ``forget_session`` delete one shopper's session, events
@@ -51,6 +59,7 @@ if TYPE_CHECKING:
     from assistant.state import SessionStore
     from ranking.events import SQLiteEventLog
     from ranking.ranker import Ranker
+    from ranking.redis_events import RedisEventLog
     from ranking.session import SessionTracker
     from retrieval import Catalog, Embedder, HybridConfig, HybridRetriever, IngestReport
 
@@ -91,6 +100,9 @@ class Stack:
         self._rank = rank
         self._sessions_dir = sessions_dir or settings.home / SESSIONS_DIR
         self._events_path = events_path or settings.home / EVENTS_FILE
+        # Redis for what is shared (see the module docstring); an explicit path keeps its file
+        self._redis_events = settings.redis_url if events_path is None else None
+        self._redis_sessions = settings.redis_url if sessions_dir is None else None
         self._owned_llm: Any = None
         # pieces another stack built and owns (``fork``): used as they are, never closed here
         self._borrowed: set[str] = set(shared or {})
@@ -114,7 +126,11 @@ class Stack:
         return HybridRetriever(self.catalog, config)
 
     @cached_property
-    def events(self) -> SQLiteEventLog:
+    def events(self) -> SQLiteEventLog | RedisEventLog:
+        if self._redis_events is not None:
+            from ranking.redis_events import RedisEventLog
+
+            return RedisEventLog(self._redis_events, pseudonyms=self.pseudonyms, retention=self._retention())
         from ranking.events import SQLiteEventLog
 
         return SQLiteEventLog(self._events_path, pseudonyms=self.pseudonyms, retention=self._retention())
@@ -130,6 +146,10 @@ class Stack:
 
     @cached_property
     def sessions(self) -> SessionStore:
+        if self._redis_sessions is not None:
+            from assistant.redis_state import RedisSessionStore
+
+            return RedisSessionStore(self._redis_sessions, pseudonyms=self.pseudonyms, retention=self._retention())
         from assistant.state import SessionStore
 
         return SessionStore(self._sessions_dir, pseudonyms=self.pseudonyms, retention=self._retention())
@@ -214,15 +234,24 @@ class Stack:
         return {
             "home": str(self.settings.home),
             "retention_days": self.settings.retention_days or None,
-            "sessions_dir": str(self._sessions_dir),
+            "sessions_dir": self._where(self._redis_sessions, self._sessions_dir),
             "sessions": sessions["sessions"],
             "oldest_session_update": sessions["oldest_update"],
-            "events_file": str(self._events_path),
+            "events_file": self._where(self._redis_events, self._events_path),
             "events": events["events"],
             "event_sessions": events["sessions"],
             "oldest_event": events["oldest_event"],
             "secret_file": str(self.settings.home / SECRET_FILE),
         }
+
+    @staticmethod
+    def _where(redis_url: str | None, path: Path) -> str:
+        """Where a store lives, for ``privacy_status``: its file or folder, or its Redis (no password)."""
+        if redis_url is None:
+            return str(path)
+        from ranking.redis_events import redacted
+
+        return redacted(redis_url)
 
     def ingest(self, path: Path, **options: Any) -> IngestReport:
         """Upsert a catalog file (only new or changed rows are embedded); options go to ``ingest_file``."""
@@ -232,7 +261,8 @@ class Stack:
         return self.ingest_report
 
     def close(self) -> None:
-        """Close what this stack opened: the LLM it started, the event log, the catalog."""
+        """Close what this stack opened: the LLM it started, the event log, the session store's
+        connections (Redis), the catalog."""
         built = self.__dict__
         try:
             if self._owned_llm is not None:
@@ -241,6 +271,8 @@ class Stack:
         finally:
             if "events" in built:
                 built.pop("events").close()
+            if "sessions" in built and self._redis_sessions is not None:
+                built.pop("sessions").close()
             catalog = None if "catalog" in self._borrowed else built.get("catalog")
             if catalog is not None and callable(getattr(catalog, "close", None)):
                 built.pop("catalog").close()
@@ -280,7 +312,7 @@ def forget_session(
     *,
     sessions: SessionStore,
     ranker: Ranker | None = None,
-    events: SQLiteEventLog | None = None,
+    events: SQLiteEventLog | RedisEventLog | None = None,
     behaviour: SessionTracker | None = None,
 ) -> Forgotten:
     """Delete one shopper everywhere they live: the session file (``sessions``), their events

@@ -1,13 +1,17 @@
-"""The ``EventLog`` contract: ``SQLiteEventLog`` and the shipped ``MemoryEventLog`` behave alike.
+"""The ``EventLog`` contract: ``SQLiteEventLog``, ``RedisEventLog`` and the shipped
+``MemoryEventLog`` behave alike.
 
 ``EventLogContract`` defines the behaviour once; each backend's subclass overrides the one
-``log`` fixture (the Haystack 2.x pattern).
+``log`` fixture (the Haystack 2.x pattern). The Redis backend runs against a real
+``redis-server`` (``tests/redis_server.py``; skipped with the reason when it is not installed),
+each test in a namespace of its own.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +19,11 @@ from typing import Any
 import pytest
 
 from ranking.events import EventLog, SQLiteEventLog
+from ranking.redis_events import RedisEventLog
 from ranking.testing import MemoryEventLog
 from shopassist.models import Event, EventType
+
+pytest_plugins = ["redis_server"]  # the ``redis_url`` fixture (tests/redis_server.py)
 
 
 def ev(session: str, type_: str, product: str | None = None, query: str | None = None, **extra: Any) -> dict:
@@ -152,6 +159,16 @@ class TestSQLiteEventLog(EventLogContract):
     @pytest.fixture()
     def log(self, tmp_path: Path) -> Iterator[EventLog]:
         with SQLiteEventLog(tmp_path / "events.sqlite") as log:
+            yield log
+
+
+@pytest.mark.integration
+class TestRedisEventLog(EventLogContract):
+    """The shared backend: Redis Streams on a real server, a fresh namespace per test."""
+
+    @pytest.fixture()
+    def log(self, redis_url: str) -> Iterator[EventLog]:
+        with RedisEventLog(redis_url, namespace=f"contract-{uuid.uuid4().hex}") as log:
             yield log
 
 

@@ -1,19 +1,26 @@
 """The session store contract (``load`` / ``save`` / ``delete`` of a ``SessionState``).
 
 ``SessionStoreContract`` defines the behaviour once; a backend's subclass overrides the one
-``store`` fixture (the Haystack 2.x pattern). The only backend today is the file store (one JSON
-file per session); an in-memory or Redis store would subclass the contract the same way.
+``store`` fixture (the Haystack 2.x pattern). The backends: the file store (one JSON file per
+session) and the Redis store (one key per session, on a real ``redis-server`` from
+``tests/redis_server.py``, skipped with the reason when it is not installed; a fresh namespace
+per test).
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
+from assistant.redis_state import RedisSessionStore
 from assistant.state import SessionState, SessionStore, ShownProduct, TurnRecord
 from shopassist.errors import UsageError
+
+pytest_plugins = ["redis_server"]  # the ``redis_url`` fixture (tests/redis_server.py)
 
 
 class Store(Protocol):
@@ -123,3 +130,13 @@ class TestFileSessionStore(SessionStoreContract):
     @pytest.fixture()
     def store(self, tmp_path: Path) -> Store:
         return SessionStore(tmp_path / "sessions")
+
+
+@pytest.mark.integration
+class TestRedisSessionStore(SessionStoreContract):
+    """``assistant.redis_state.RedisSessionStore``: one key per session on a real Redis."""
+
+    @pytest.fixture()
+    def store(self, redis_url: str) -> Iterator[Store]:
+        with RedisSessionStore(redis_url, namespace=f"contract-{uuid.uuid4().hex}") as store:
+            yield store
