@@ -75,6 +75,7 @@ from ui.api_guard import (
 from ui.mcp_server import StreamableMcp, ToolReply, build_server
 
 log = logging.getLogger(__name__)
+BACKEND_RETRY_AFTER_S = 5  # what a 503 for a failing backend asks the client to wait
 
 API_VERSION = "1"
 
@@ -393,7 +394,15 @@ def create_app(
     @app.exception_handler(ShopAssistError)
     async def backend(_: Request, exc: ShopAssistError) -> JSONResponse:
         log.warning("backend error: %s", exc)
-        return _error(503, "backend_unavailable", "a backend (LLM, vector store) failed; try again")
+        # a store that is down for a moment (Redis, PostgreSQL, Chroma, the LLM server) is answered
+        # with a clear 503 the client may retry; nothing was half-written (each write is one
+        # transaction or one script), and the next request reconnects by itself
+        return _error(
+            503,
+            "backend_unavailable",
+            "a backend (database, event store, vector store or LLM) is unavailable; retry shortly",
+            {"Retry-After": str(BACKEND_RETRY_AFTER_S)},
+        )
 
     def require_key(request: Request) -> JSONResponse | None:
         if not api_key:
