@@ -39,7 +39,7 @@ from retrieval import store as _store_module
 from retrieval.filters import matches_rest
 from retrieval.lexical import BM25View
 from retrieval.mirror import CatalogView, Mirror
-from retrieval.store import Change, ProductStore, StoreItem, product_hash
+from retrieval.store import Change, StoreItem, open_store, product_hash
 from retrieval.tokenize import Tokenizer, default_tokenizer
 from shopassist import models as _models_module
 from shopassist import snapshot
@@ -80,7 +80,7 @@ class Catalog:
     ) -> None:
         self.settings = settings
         settings.ensure_home()
-        self.store = ProductStore(settings.catalog_db)
+        self.store = open_store(settings)  # SQLite under the home, or PostgreSQL at settings.database_url
         self.tokenizer = tokenizer or default_tokenizer()
         self._embedder = embedder
         self._vectors: ChromaVectorIndex | None = None
@@ -115,8 +115,45 @@ class Catalog:
                 if self._vectors is None:
                     from retrieval.vector import ChromaVectorIndex
 
-                    self._vectors = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
+                    index = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
+                    if self._ann_is_private:
+                        self._sync_ann(index)
+                    self._vectors = index
         return self._vectors
+
+    @property
+    def _ann_is_private(self) -> bool:
+        """The catalog is shared (PostgreSQL) but the ANN index is this home's embedded Chroma:
+        it holds only what this home wrote, so other workers' writes are added to it here."""
+        return self.settings.database_url is not None and not self.settings.chroma_host
+
+    def _sync_ann(self, index: ChromaVectorIndex) -> None:
+        """Add to ``index`` every live product it lacks (from the store's vector copies) and drop
+        what the catalog no longer has: a worker that starts on a fresh home after others wrote
+        the catalog finds those products through the dense leg too."""
+        self.refresh()
+        have = index.ids()
+        view = self._view
+        live = set(view.products)
+        gone = sorted(have - live)
+        if gone:
+            index.delete(gone)
+        missing = sorted(pid for pid in live - have if view.vector_of(pid, "main") is not None)
+        for i in range(0, len(missing), 1000):
+            chunk = [view.products[pid] for pid in missing[i : i + 1000]]
+            index.upsert(chunk, np.stack([view.vector_of(p.id, "main") for p in chunk]))  # type: ignore[misc]
+        if missing or gone:
+            log.info("ANN index under %s: added %d products, dropped %d", self.settings.home, len(missing), len(gone))
+
+    def _index_elsewhere(self, changes: Sequence[Change]) -> None:
+        """Other workers' changes into this home's private ANN index (see ``_ann_is_private``)."""
+        assert self._vectors is not None
+        deleted = [c.id for c in changes if c.deleted or c.product is None]
+        live = [c for c in changes if not c.deleted and c.product is not None and c.vector is not None]
+        if deleted:
+            self._vectors.delete(deleted)
+        if live:
+            self._vectors.upsert([c.product for c in live if c.product is not None], np.stack([c.vector for c in live]))
 
     @property
     def bm25(self) -> BM25View:
@@ -183,8 +220,9 @@ class Catalog:
             self._mirror.seq = new_seq
             self._loaded = True
             if changes and not first_load and self._vectors is not None:
-                elsewhere = [c.id for c in changes if c.seq not in self._own_seqs]
-                if elsewhere:
+                if self._ann_is_private:
+                    self._index_elsewhere([c for c in changes if c.seq not in self._own_seqs])
+                elif elsewhere := [c.id for c in changes if c.seq not in self._own_seqs]:
                     self._vectors.mark_changed_elsewhere(elsewhere)
             self._own_seqs.clear()
             if first_load and len(changes) >= SNAPSHOT_MIN_CHANGES:
@@ -284,7 +322,15 @@ class Catalog:
     # -- writes ------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
-        """One writer per home at a time (across processes)."""
+        """One writer per catalog at a time: across processes (a file lock under the home), or
+        across machines (a PostgreSQL advisory lock) when the catalog is in PostgreSQL."""
+        if self.settings.database_url is not None:
+            from retrieval.pg_store import PostgresProductStore
+
+            if isinstance(self.store, PostgresProductStore):
+                with self.store.write_lock():
+                    yield
+                return
         path = self.settings.home / ".write.lock"
         with open(path, "a+") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)

@@ -25,12 +25,16 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from pydantic import ValidationError
 
 from shopassist.errors import UsageError
 from shopassist.models import Product
+
+if TYPE_CHECKING:
+    from shopassist.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,38 @@ class StoreItem:
     hash: str
     vector: np.ndarray | None = None
     doc_vector: np.ndarray | None = None
+
+
+class CatalogStore(Protocol):
+    """What the catalog needs of its source of truth: ``ProductStore`` (SQLite, the default) and
+    ``retrieval.pg_store.PostgresProductStore`` (PostgreSQL, when ``settings.database_url`` is set)
+    behave the same (tests/contracts/test_catalog_store_contract.py holds them to it)."""
+
+    path: Path
+
+    def close(self) -> None: ...
+    def seq(self) -> int: ...
+    def meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def instance_id(self) -> str: ...
+    def count(self) -> int: ...
+    def get(self, product_id: str) -> Product | None: ...
+    def hashes(self, ids: Sequence[str]) -> dict[str, str]: ...
+    def changes_since(self, seq: int) -> tuple[int, list[Change]]: ...
+    def iter_products(self, batch: int = 1000) -> Iterator[Product]: ...
+    def upsert(self, items: Iterable[StoreItem]) -> int: ...
+    def delete(self, ids: Sequence[str]) -> list[str]: ...
+
+
+def open_store(settings: Settings) -> CatalogStore:
+    """The catalog store ``settings`` ask for: PostgreSQL at ``database_url`` when it is set (every
+    worker on every machine then shares one catalog), else the SQLite file under the home.
+    psycopg is imported only here, so a SQLite-only process never loads it."""
+    if settings.database_url is not None:
+        from retrieval.pg_store import PostgresProductStore
+
+        return PostgresProductStore(settings.database_url)
+    return ProductStore(settings.catalog_db)
 
 
 class ProductStore:

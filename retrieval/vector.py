@@ -152,6 +152,14 @@ class ChromaVectorIndex:
     def count(self) -> int:
         return int(self._collection.count())
 
+    def ids(self) -> set[str]:
+        """Every id the index holds (no vectors read)."""
+        with self._lock:
+            try:
+                return set(self._collection.get(include=[])["ids"])
+            except Exception as exc:
+                raise BackendError(f"Chroma could not list the '{self.settings.collection}' collection: {exc}") from exc
+
     def mark_changed_elsewhere(self, ids: Iterable[str], reopen_above: int = 2000) -> None:
         """Ids another process changed: the searcher scores them exactly until the next reopen."""
         if self.remote:
