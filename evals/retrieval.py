@@ -42,7 +42,7 @@ METRICS = ["MRR@10", "Recall@10", "Recall@100"]
 FOLDS = 5
 SEED = 0
 # the Chinese fusion grid: dense weight (bm25 = 1 - dense), and doc / coverage / pairs each off or on
-DENSE_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
+DENSE_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0)  # up to dense alone: a stronger embedder may want it
 EXTRA_ON = 0.2
 _PUNCT = re.compile(r"^[\W_]+$")
 
@@ -227,7 +227,7 @@ class PoolQuery:
 
 def weight_grid() -> list[FusionWeights]:
     """The Chinese fusion settings tried per fold: dense in ``DENSE_GRID`` with bm25 = 1 - dense,
-    and each of doc, coverage, pairs off or at ``EXTRA_ON`` (40 settings)."""
+    and each of doc, coverage, pairs off or at ``EXTRA_ON`` (64 settings)."""
     from retrieval.search import FusionWeights
 
     return [

@@ -149,11 +149,13 @@ class Catalog:
         """Other workers' changes into this home's private ANN index (see ``_ann_is_private``)."""
         assert self._vectors is not None
         deleted = [c.id for c in changes if c.deleted or c.product is None]
-        live = [c for c in changes if not c.deleted and c.product is not None and c.vector is not None]
+        live = [
+            (c.product, c.vector) for c in changes if not c.deleted and c.product is not None and c.vector is not None
+        ]
         if deleted:
             self._vectors.delete(deleted)
         if live:
-            self._vectors.upsert([c.product for c in live if c.product is not None], np.stack([c.vector for c in live]))
+            self._vectors.upsert([p for p, _ in live], np.stack([v for _, v in live]))
 
     @property
     def bm25(self) -> BM25View:
