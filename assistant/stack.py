@@ -50,7 +50,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from shopassist.config import Settings
-from shopassist.privacy import SECRET_FILE, Pseudonyms, Retention
+from shopassist.privacy import Pseudonyms, Retention, secret_source
 
 if TYPE_CHECKING:
     from assistant.agent import ShoppingAgent
@@ -122,7 +122,8 @@ class Stack:
         config = self._retrieval
         model = self.settings.learned_ranker()
         if config is None and model is not None:
-            config = HybridConfig(learned_model=str(model))  # a missing or bad file: the fusion, with a warning
+            # a missing or bad file: the fusion, with a warning
+            config = HybridConfig.for_embedder(self.settings.embedder, learned_model=str(model))
         return HybridRetriever(self.catalog, config)
 
     @cached_property
@@ -241,7 +242,7 @@ class Stack:
             "events": events["events"],
             "event_sessions": events["sessions"],
             "oldest_event": events["oldest_event"],
-            "secret_file": str(self.settings.home / SECRET_FILE),
+            "secret_file": secret_source(self.settings.home),  # $SHOPASSIST_PSEUDONYM_SECRET or HOME/secret.key
         }
 
     @staticmethod

@@ -142,3 +142,12 @@ def test_the_installed_model_matches_sentence_transformers_and_ranks_a_real_pair
     query = embedder.embed_query("牛仔裤女")
     assert int(np.argmax(docs @ query)) == 0
     assert int(np.argmax(docs @ embedder.embed_query("thermos bottle"))) == 2
+
+
+def test_a_catalog_embedded_with_gemma_fuses_chinese_queries_with_its_own_measured_weights() -> None:
+    from retrieval.search import ZH_WEIGHTS, HybridConfig
+
+    gemma_config = HybridConfig.for_embedder("gemma")
+    assert gemma_config.weights_for("连衣裙").dense > gemma_config.weights_for("连衣裙").bm25
+    assert HybridConfig.for_embedder("use").weights_for("连衣裙") == ZH_WEIGHTS
+    assert HybridConfig.for_embedder("gemma", learned_model="x.txt").learned_model == "x.txt"
