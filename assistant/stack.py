@@ -33,7 +33,8 @@ on that Redis, so every process (and host) pointed at it shares events and conve
 files under HOME are then not used for either. An explicit ``events_path`` / ``sessions_dir``
 (the benchmarks' fresh ones, an eval's ``fork`` per dialogue) still gets the embedded backend:
 those callers ask for a private, throwaway store. Processes sharing a Redis must share
-HOME/secret.key too, or each names a session by a different pseudonym.
+one pseudonym secret too (SHOPASSIST_PSEUDONYM_SECRET, or the same HOME/secret.key), or each names
+a session by a different pseudonym.
 
 Privacy: the session store and the event log name every session by its pseudonym (a keyed hash
 under HOME/secret.key) and delete what is older than ``settings.retention_days`` (when they open,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retrieval import Catalog, HybridRetriever
 from retrieval.filters import term_in
-from shopassist.errors import ShopAssistError
+from shopassist.errors import BackendError, ShopAssistError
 from shopassist.models import Candidate, Product, SearchFilters, Sort
 from shopassist.text import HAS_CJK, money
 
@@ -336,6 +336,8 @@ class ToolRegistry:
             return ToolResult(
                 ok=False, tool=name, error=str(exc.args[0]) if exc.args else "not found", error_kind="not_found"
             )
+        except BackendError:
+            raise  # a store that is down is the caller's 503 (and its message names hosts): not a tool answer
         except (ShopAssistError, ValueError) as exc:
             return ToolResult(ok=False, tool=name, error=str(exc) or type(exc).__name__, error_kind="failed")
 

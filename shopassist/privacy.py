@@ -6,6 +6,14 @@
   hex digits of HMAC-SHA256(secret, raw id). The secret is created once per home
   (``HOME/secret.key``, 0600), so the same raw id maps to the same pseudonym across restarts and
   nobody without the secret can test a guess. A pseudonym maps to itself, so code may pass either.
+* **One secret for many hosts.** Workers on different machines (different homes) that share a
+  Redis and a PostgreSQL must name a session alike, or a turn on one host cannot find the state
+  another host saved. ``SHOPASSIST_PSEUDONYM_SECRET`` gives them one secret: at least 16 bytes
+  (32 recommended), written as hex (``python -c "import secrets; print(secrets.token_hex(32))"``)
+  or base64 (standard or URL-safe, padding optional; a value that is valid hex is read as hex).
+  When it is set, ``HOME/secret.key`` is neither read nor created; a malformed or short value is
+  a ``UsageError`` that names the variable (never the value). Changing it orphans every stored
+  session and event, exactly as a new ``secret.key`` would.
 * **Private files.** Files that hold what shoppers wrote or did are created 0600 and their
   folders 0700; an existing one with looser permissions is tightened when it is opened.
 * **Retention.** ``Retention`` says which records are too old to keep, and when the next sweep
@@ -15,6 +23,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -24,7 +34,7 @@ import secrets
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +45,8 @@ log = logging.getLogger(__name__)
 PSEUDONYM_PREFIX = "anon-"
 PSEUDONYM = re.compile(r"anon-[0-9a-f]{32}")
 SECRET_FILE = "secret.key"
+SECRET_ENV = "SHOPASSIST_PSEUDONYM_SECRET"
+MIN_SECRET_BYTES = 16
 PURGE_EVERY_S = 3600.0
 DAY_S = 86400.0
 
@@ -47,13 +59,14 @@ class Pseudonyms:
     """Raw session id -> pseudonym (keyed hash); a pseudonym maps to itself."""
 
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ValueError("the pseudonym secret must be at least 16 bytes")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"the pseudonym secret must be at least {MIN_SECRET_BYTES} bytes")
         self._secret = secret
 
     @classmethod
     def for_home(cls, home: Path) -> Pseudonyms:
-        """The pseudonyms of one home (its secret is created on first use)."""
+        """The pseudonyms of one home: ``SHOPASSIST_PSEUDONYM_SECRET`` when set, else the home's
+        secret file (created on first use)."""
         return cls(load_secret(Path(home)))
 
     def __call__(self, session_id: str) -> str:
@@ -111,12 +124,47 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 # -- the secret -----------------------------------------------------------------------------------
+def configured_secret(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The pseudonym secret ``SHOPASSIST_PSEUDONYM_SECRET`` gives (hex or base64), or None when it
+    is unset or empty. A value that decodes to nothing usable is a ``UsageError``: a worker that
+    silently fell back to its own ``secret.key`` would name every session differently from its
+    peers, and shoppers would lose their conversations at random."""
+    raw = (os.environ if environ is None else environ).get(SECRET_ENV, "").strip()
+    if not raw:
+        return None
+    how = (
+        f"{SECRET_ENV} must be at least {MIN_SECRET_BYTES} random bytes written as hex or base64, "
+        'e.g. the output of python -c "import secrets; print(secrets.token_hex(32))"'
+    )
+    if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", raw):
+        secret = bytes.fromhex(raw)
+    else:
+        text = raw.replace("-", "+").replace("_", "/")  # URL-safe -> standard alphabet
+        try:
+            secret = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise UsageError(f"{how}; the value set is neither (the value is not shown).") from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise UsageError(f"{how}; the value set decodes to only {len(secret)} bytes.")
+    return secret
+
+
+def secret_source(home: Path) -> str:
+    """Where the pseudonym secret comes from, for status output: the environment variable, or
+    the home's secret file (never the secret itself)."""
+    return f"${SECRET_ENV}" if configured_secret() is not None else str(Path(home) / SECRET_FILE)
+
+
 def load_secret(home: Path) -> bytes:
-    """The home's pseudonym secret, created (0600, atomically) when there is none.
+    """The pseudonym secret: ``SHOPASSIST_PSEUDONYM_SECRET`` when set (the home is then left
+    untouched), else the home's, created (0600, atomically) when there is none.
 
     A damaged secret file (not 64 hex digits) is moved aside and a new secret made, with a warning:
     the service keeps working, but sessions stored under the old secret are no longer found by
     their ids (retention removes them in time)."""
+    configured = configured_secret()
+    if configured is not None:
+        return configured
     try:
         private_dir(home)
     except OSError as exc:

@@ -59,8 +59,9 @@ from assistant.events import DoneEvent, ProductsEvent, ReplyEvent, StreamedLineE
 from assistant.llm.bounded import BoundedLLM
 from assistant.stack import forget_session
 from ranking.ranker import Ranker
+from ranking.redis_events import DEFAULT_NAMESPACE, connect, redacted, redis_errors
 from retrieval import Catalog
-from shopassist.errors import ShopAssistError, UsageError
+from shopassist.errors import BackendError, ShopAssistError, UsageError
 from shopassist.models import SESSION_ID, Product
 from ui.api_guard import (
     RateLimiter,
@@ -72,7 +73,7 @@ from ui.api_guard import (
     lone_surrogate,
     parse_networks,
 )
-from ui.mcp_server import StreamableMcp, ToolReply, build_server
+from ui.mcp_server import BACKEND_DOWN, StreamableMcp, ToolReply, build_server
 
 log = logging.getLogger(__name__)
 BACKEND_RETRY_AFTER_S = 5  # what a 503 for a failing backend asks the client to wait
@@ -141,54 +142,194 @@ def default_turn_slots() -> int:
 
 
 class SessionLock:
-    """One stripe of ``SessionLocks``: a thread lock, then an exclusive file lock (other worker
-    processes on the same home), released in reverse."""
+    """One session's lock from ``SessionLocks``: a thread lock (one stripe of 256), then the
+    cross-process part -- an exclusive file lock (other worker processes on the same home) or,
+    with ``leases``, a Redis lease on the session (workers on any host) -- released in reverse."""
 
-    def __init__(self, thread_lock: threading.Lock, path: Path) -> None:
+    def __init__(
+        self,
+        thread_lock: threading.Lock,
+        path: Path | None = None,
+        *,
+        leases: RedisSessionLeases | None = None,
+        session_id: str = "",
+    ) -> None:
+        if (path is None) == (leases is None):
+            raise ValueError("a session lock is either a file lock (path) or a Redis lease (leases)")
         self._thread_lock = thread_lock
         self._path = path
+        self._leases = leases
+        self._session_id = session_id
         self._handle: Any = None
+        self._lease: tuple[str, str] | None = None
 
     def __enter__(self) -> SessionLock:
         import fcntl
 
         self._thread_lock.acquire()
         try:
-            handle = open(self._path, "a+")
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if self._leases is not None:
+                self._lease = self._leases.acquire(self._session_id)
+            elif self._path is not None:
+                handle = open(self._path, "a+")
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                self._handle = handle
         except BaseException:
             self._thread_lock.release()
             raise
-        self._handle = handle
         return self
 
     def __exit__(self, *exc: object) -> None:
         import fcntl
 
         handle, self._handle = self._handle, None
+        lease, self._lease = self._lease, None
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
+            if lease is not None and self._leases is not None:
+                self._leases.release(*lease)
+            if handle is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                handle.close()
         finally:
             self._thread_lock.release()
 
 
+# KEYS[1] the lease, ARGV[1] the holder's token (ARGV[2] the new TTL in ms): only the holder may
+# renew or delete it, so a turn whose lease expired (and was taken by another worker) never
+# renews or releases the new holder's
+_RENEW_LEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
+_RELEASE_LEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+class RedisSessionLeases:
+    """The cross-host part of ``SessionLocks`` when the workers share a Redis: one key per session
+    (``NAMESPACE:session-lock:`` and a digest of the session id, so no id is stored), taken with
+    ``SET NX PX`` and a random token, renewed every ``ttl_s / 3`` while held, and deleted by a
+    compare-and-delete script.
+
+    Why a lease and not a plain lock: a worker killed in the middle of a turn (kill -9, a lost
+    host) never releases; its lease expires ``ttl_s`` after its last renewal, and the session's
+    next turn goes on. The renewal (one thread per process, running only while a lease is held)
+    keeps a lease held through a turn of any length, so ``ttl_s`` need only cover a stalled
+    renewal, not the longest turn. A waiter polls (20 ms, backing off to 100 ms) for at most
+    ``wait_s``, then gets a ``BackendError`` (the API's 503 with Retry-After): a turn that holds
+    its session that long is stuck, and the client should come back rather than hold a thread.
+    A Redis that cannot be reached while taking the lease is a ``BackendError`` too; one that
+    fails while releasing is logged and the lease left to expire (the turn itself succeeded)."""
+
+    def __init__(
+        self, url: str, *, namespace: str = DEFAULT_NAMESPACE, ttl_s: float = 30.0, wait_s: float = 300.0
+    ) -> None:
+        if ttl_s <= 0 or wait_s < 0:
+            raise ValueError("a session lease needs ttl_s > 0 and wait_s >= 0")
+        self.url = url
+        self.namespace = namespace
+        self.ttl_s = ttl_s
+        self.wait_s = wait_s
+        self._redis = connect(url)
+        self._renew = self._redis.register_script(_RENEW_LEASE)
+        self._release = self._redis.register_script(_RELEASE_LEASE)
+        self._held: dict[str, str] = {}  # key -> token, of the leases this process holds
+        self._guard = threading.Lock()
+        self._renewer: threading.Thread | None = None
+
+    def key(self, session_id: str) -> str:
+        import hashlib
+
+        return f"{self.namespace}:session-lock:{hashlib.blake2b(session_id.encode(), digest_size=16).hexdigest()}"
+
+    def acquire(self, session_id: str) -> tuple[str, str]:
+        """Take the session's lease, waiting for another holder; returns (key, token) for ``release``."""
+        key, token = self.key(session_id), secrets.token_hex(16)
+        deadline = time.monotonic() + self.wait_s
+        delay = 0.02
+        while True:
+            with redis_errors(self.url, "taking a session's lock"):
+                if self._redis.set(key, token, nx=True, px=max(1, int(self.ttl_s * 1000))):
+                    break
+            if time.monotonic() >= deadline:
+                raise BackendError(
+                    f"another turn of this session has held its lock for over {self.wait_s:.0f} s "
+                    f"(Redis at {redacted(self.url)}); retry when it has finished"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        with self._guard:
+            self._held[key] = token
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_held, name="session-lease-renewal", daemon=True)
+                self._renewer.start()
+        return key, token
+
+    def release(self, key: str, token: str) -> None:
+        with self._guard:
+            self._held.pop(key, None)
+        try:
+            with redis_errors(self.url, "releasing a session's lock"):
+                self._release(keys=[key], args=[token])
+        except BackendError as exc:
+            log.warning("%s; the lock expires by itself within %.0f s", exc, self.ttl_s)
+
+    def _renew_held(self) -> None:
+        """Extend every held lease to a full ``ttl_s``, every ``ttl_s / 3``; ends when none is held
+        (the next ``acquire`` starts another)."""
+        while True:
+            time.sleep(self.ttl_s / 3)
+            with self._guard:
+                held = dict(self._held)
+                if not held:
+                    self._renewer = None
+                    return
+            for key, token in held.items():
+                try:
+                    with redis_errors(self.url, "renewing a session's lock"):
+                        renewed = self._renew(keys=[key], args=[token, max(1, int(self.ttl_s * 1000))])
+                except BackendError as exc:
+                    log.warning("%s; the turn goes on, its lock may expire", exc)
+                    continue
+                if not renewed:
+                    with self._guard:
+                        still_held = self._held.get(key) == token
+                    if still_held:
+                        log.warning(
+                            "a session's lock expired while its turn was running (renewal late by over %.0f s): "
+                            "another worker may have started a turn of the same session",
+                            self.ttl_s,
+                        )
+
+    def close(self) -> None:
+        """Close the Redis connections (a later ``acquire`` opens new ones)."""
+        self._redis.close()
+
+
 class SessionLocks:
-    """Two turns of one session never interleave, in this process or in another worker on the
-    same home; turns of different sessions do (256 stripes, by a stable digest of the id)."""
+    """Two turns of one session never interleave, in this process or in another worker: on the
+    same home (a file lock in ``folder``), or on any host sharing ``redis_url`` (a lease in Redis,
+    ``RedisSessionLeases``); turns of different sessions do (256 thread-lock stripes, by a stable
+    digest of the id)."""
 
     STRIPES = 256
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, redis_url: str | None = None, *, lease_ttl_s: float = 30.0) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.leases = RedisSessionLeases(redis_url, ttl_s=lease_ttl_s) if redis_url else None
+        if self.leases is None:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._thread_locks = [threading.Lock() for _ in range(self.STRIPES)]
 
     def lock(self, session_id: str) -> SessionLock:
         import hashlib
 
         stripe = int.from_bytes(hashlib.blake2b(session_id.encode(), digest_size=4).digest(), "big") % self.STRIPES
+        if self.leases is not None:
+            return SessionLock(self._thread_locks[stripe], leases=self.leases, session_id=session_id)
         return SessionLock(self._thread_locks[stripe], self.folder / f"{stripe:03d}.lock")
+
+    def close(self) -> None:
+        if self.leases is not None:
+            self.leases.close()
 
 
 def default_llm_slots() -> int:
@@ -242,6 +383,7 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         async with mcp_http.running():  # the MCP SDK's session manager lives as long as the app
             yield
+        session_locks.close()
 
     app = FastAPI(
         title="shopassist API",
@@ -273,7 +415,8 @@ def create_app(
     # (the catalog, the ranker and the event log guard their own state). Two turns of the same
     # session never interleave (a lock per session, striped over 256 locks); only LLM calls wait,
     # for one of the LLM server's ``llm_slots``.
-    session_locks = SessionLocks(catalog.settings.home / ".locks" / "sessions")
+    # with a shared Redis the cross-process part is a lease there, so workers on other hosts wait too
+    session_locks = SessionLocks(catalog.settings.home / ".locks" / "sessions", getattr(settings, "redis_url", None))
 
     def session_lock(session_id: Any) -> SessionLock:
         return session_locks.lock(str(session_id))
@@ -400,7 +543,7 @@ def create_app(
         return _error(
             503,
             "backend_unavailable",
-            "a backend (database, event store, vector store or LLM) is unavailable; retry shortly",
+            BACKEND_DOWN,
             {"Retry-After": str(BACKEND_RETRY_AFTER_S)},
         )
 

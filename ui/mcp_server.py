@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from shopassist.errors import BackendError
 from shopassist.models import SESSION_ID
 from ui.api_guard import clean_message, send_error
 
@@ -59,6 +60,9 @@ INSTRUCTIONS = (
     "look at specific product ids from its results; record_feedback tells the shop what the shopper did "
     "with a product, which changes that session's next answers."
 )
+
+
+BACKEND_DOWN = "a backend (database, event store, vector store or LLM) is unavailable; retry shortly"
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,11 @@ def build_server(tools: ToolRegistry, call: ToolCall) -> Server[Any]:
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         request = ctx.request if isinstance(ctx.request, Request) else None
         arguments = dict(params.arguments or {})
-        reply = await anyio.to_thread.run_sync(functools.partial(call, params.name, arguments, request))
+        try:
+            reply = await anyio.to_thread.run_sync(functools.partial(call, params.name, arguments, request))
+        except BackendError as exc:  # as the REST endpoint's 503: say it is temporary, name no host
+            log.warning("tool %s: backend unavailable: %s", params.name, exc)
+            reply = ToolReply(503, {"error": {"type": "backend_unavailable", "message": BACKEND_DOWN}})
         if not reply.ok:
             log.info("tool %s refused: %s", params.name, reply.message)
         return reply.to_mcp()

@@ -10,6 +10,11 @@ uvicorn's supervisor starts the workers, shares the listening socket and restart
 dies. Per-client rate limits and the LLM-slot semaphore are per worker: N workers allow N times
 either (size ``SHOPASSIST_LLM_SLOTS`` accordingly).
 
+Workers on other machines (each with its own home) serve as one when they share
+``SHOPASSIST_REDIS_URL`` (events, conversations, and the turn lock, then a renewed Redis lease),
+``SHOPASSIST_DATABASE_URL`` (the catalog), ``SHOPASSIST_PSEUDONYM_SECRET`` and
+``SHOPASSIST_API_SECRET`` (tests/test_multihost.py).
+
 The parent passes the settings to the workers in a 0600 file under the home, named by the
 environment variable ``SHOPASSIST_SERVE_CONFIG``; the file goes when the parent exits.
 """
