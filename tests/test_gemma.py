@@ -151,3 +151,37 @@ def test_a_catalog_embedded_with_gemma_fuses_chinese_queries_with_its_own_measur
     assert gemma_config.weights_for("连衣裙").dense > gemma_config.weights_for("连衣裙").bm25
     assert HybridConfig.for_embedder("use").weights_for("连衣裙") == ZH_WEIGHTS
     assert HybridConfig.for_embedder("gemma", learned_model="x.txt").learned_model == "x.txt"
+
+
+def test_precomputed_vectors_round_trip_within_int8_precision(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(5, 768)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    texts = [f"title: none | text: product {i}" for i in range(5)]
+    gemma.PrecomputedVectors.save(tmp_path / "v.npz", texts, vectors, "model-x")
+    table = gemma.PrecomputedVectors.load(tmp_path / "v.npz")
+    assert table is not None and len(table) == 5 and table.model == "model-x"
+    rows, stored = table.lookup([texts[3], "never computed", texts[0]])
+    assert rows == [3, None, 0]
+    stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+    assert np.all(np.sum(stored * vectors[[3, 0]], axis=1) > 0.9999)
+    assert gemma.PrecomputedVectors.load(tmp_path / "absent.npz") is None
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason=f"EmbeddingGemma not installed at {REAL} (shopassist embedder install)")
+@pytest.mark.skipif(
+    not gemma.DEMO_VECTORS.is_file(), reason="no precomputed demo vectors (scripts/precompute_demo_vectors.py)"
+)
+def test_demo_products_are_answered_from_the_shipped_vectors_and_match_a_fresh_embedding() -> None:
+    import json
+
+    from shopassist.models import Product
+    from shopassist.resources import demo_catalog_path
+
+    with open(demo_catalog_path(), encoding="utf-8") as handle:
+        texts = [Product.model_validate(json.loads(next(handle))).embedding_text() for _ in range(3)]
+    shipped = GGUFEmbedder(REAL)
+    answered = shipped.embed_documents([*texts, "a text nobody computed ahead"])
+    assert shipped.precomputed_hits == 3
+    fresh = GGUFEmbedder(REAL, precomputed=False).embed_documents([*texts, "a text nobody computed ahead"])
+    assert np.all(np.sum(answered * fresh, axis=1) > 0.999)
