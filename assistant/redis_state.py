@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from assistant.state import SessionState, SessionStore
-from ranking.redis_events import DEFAULT_NAMESPACE, check_durability, connect, redacted, redis_errors, text
+from ranking.redis_events import DEFAULT_NAMESPACE, open_checked, redacted, redis_errors, text
 from shopassist.privacy import DAY_S, Retention
 
 
@@ -45,11 +45,8 @@ class RedisSessionStore(SessionStore):
         self.namespace = namespace
         self.pseudonyms = pseudonyms
         self.retention = retention or Retention()
-        self._redis = connect(url)
+        self._redis, self.durable = open_checked(url, "opening the session store")
         try:
-            with redis_errors(url, "opening the session store"):
-                self._redis.ping()
-                self.durable = check_durability(self._redis, url)
             self.purge_if_due()
         except BaseException:
             self._redis.close()

@@ -207,6 +207,21 @@ def check_durability(client: redis.Redis, url: str) -> bool | None:
     return False
 
 
+def open_checked(url: str, what: str) -> tuple[redis.Redis, bool | None]:
+    """A client for ``url`` that answered a PING, and whether the server fsyncs every write
+    (``check_durability``). The client is closed when either fails: a failed open leaves no
+    connection behind."""
+    client = connect(url)
+    try:
+        with redis_errors(url, what):
+            client.ping()
+            durable = check_durability(client, url)
+        return client, durable
+    except BaseException:
+        client.close()
+        raise
+
+
 class RedisEventLog:
     """``EventLog`` on Redis Streams, shared by every process that opens the same ``url`` and
     ``namespace``; see the module docstring for keys, durability and retention."""
@@ -228,13 +243,10 @@ class RedisEventLog:
         self._stream = self._prefix + "events"
         self._ts_index = self._prefix + "ts"
         self._lock = threading.Lock()  # only for the retention clock: Redis orders everything else
-        self._redis = connect(url)
+        self._redis, self.durable = open_checked(url, "opening the event log")
         self._append = self._redis.register_script(APPEND_SCRIPT)
         self._drop_empty = self._redis.register_script(DROP_EMPTY_SCRIPT)
         try:
-            with redis_errors(url, "opening the event log"):
-                self._redis.ping()
-                self.durable = check_durability(self._redis, url)
             self.purge_if_due()
         except BaseException:
             self._redis.close()

@@ -99,3 +99,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture()
+def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of one test's own, which it may stop and start again (restart and outage tests)."""
+    need_redis()
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

@@ -3,9 +3,6 @@ a clear 503 with Retry-After, nothing acknowledged is lost, and service resumes 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -21,23 +18,12 @@ pytestmark = pytest.mark.integration
 KEY = "fault-key"
 
 
-@pytest.fixture()
-def own_redis(tmp_path: Path) -> Iterator[object]:
-    from redis_server import RedisServer, need_redis
-
-    need_redis()
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 def test_a_redis_that_stops_gives_503_with_retry_after_and_the_api_resumes_by_itself(
-    settings: Settings, loaded_catalog: Catalog, use_embedder: object, own_redis: object
+    settings: Settings, loaded_catalog: Catalog, use_embedder: object, own_redis_server: object
 ) -> None:
     from assistant.redis_state import RedisSessionStore
 
-    url = own_redis.url  # type: ignore[attr-defined]
+    url = own_redis_server.url  # type: ignore[attr-defined]
     events = RedisEventLog(url)
     ranker = Ranker(loaded_catalog, events)
     agent = ShoppingAgent(loaded_catalog, RedisSessionStore(url), ranker=ranker)
@@ -46,7 +32,7 @@ def test_a_redis_that_stops_gives_503_with_retry_after_and_the_api_resumes_by_it
     event = {"session_id": "s1", "type": "click", "product_id": "j1"}
     assert client.post("/v1/events", json=event, headers=headers).status_code == 200
 
-    own_redis.stop()  # type: ignore[attr-defined]
+    own_redis_server.stop()  # type: ignore[attr-defined]
     down = client.post("/v1/events", json=event, headers=headers)
     assert down.status_code == 503, down.text
     assert down.headers["Retry-After"] == str(BACKEND_RETRY_AFTER_S)
@@ -55,7 +41,7 @@ def test_a_redis_that_stops_gives_503_with_retry_after_and_the_api_resumes_by_it
     # a search needs no Redis and keeps being served
     assert client.post("/v1/tools/search_products", json={"query": "牛仔裤"}).status_code == 200
 
-    own_redis.start()  # type: ignore[attr-defined]
+    own_redis_server.start()  # type: ignore[attr-defined]
     again = client.post("/v1/events", json=event, headers=headers)
     assert again.status_code == 200, again.text
     # what was acknowledged before the outage is still there, the refused one was not half-written

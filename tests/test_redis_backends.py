@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -181,15 +180,8 @@ def test_a_damaged_session_value_starts_the_session_afresh(redis_url: str, names
 
 # -- a failing server ---------------------------------------------------------------------------------------
 @pytest.fixture()
-def own_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A server of this test's own, which it may stop and start again."""
-    from redis_server import RedisServer, need_redis  # here: the plugin import (pytest_plugins) comes first
-
-    need_redis()
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
+def own_server(own_redis_server: RedisServer) -> RedisServer:
+    return own_redis_server
 
 
 def test_a_stopped_redis_is_a_clear_backend_error_and_works_again_after_a_restart(own_server: RedisServer) -> None:
