@@ -57,7 +57,7 @@ import numpy as np
 import psycopg
 from psycopg import conninfo as _conninfo
 
-from retrieval.store import Change, StoreItem, load_product
+from retrieval.store import Change, StoreItem, load_product, product_of_row
 from shopassist.errors import BackendError, UsageError
 from shopassist.models import Product
 
@@ -345,13 +345,7 @@ class PostgresProductStore:
                 "SELECT data FROM catalog_products WHERE id=%s AND NOT deleted", (product_id,)
             ).fetchone(),
         )
-        if row is None:
-            return None
-        try:
-            return load_product(product_id, row[0])
-        except ValueError as exc:
-            log.warning("catalog row %r cannot be read and is skipped: %s", product_id, exc)
-            return None
+        return product_of_row(product_id, row)
 
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
         """Content hashes of the live products among ``ids``."""

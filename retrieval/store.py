@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
@@ -96,6 +96,18 @@ def load_product(product_id: str, data: str | bytes) -> Product:
     if product.id != product_id:
         raise ValueError(f"the stored record's id {product.id!r} differs from the row's")
     return product
+
+
+def product_of_row(product_id: str, row: Sequence[Any] | None) -> Product | None:
+    """The product in a ``(data, ...)`` row, or None when there is no row or it cannot be read
+    (logged: one damaged row never stops a lookup)."""
+    if row is None:
+        return None
+    try:
+        return load_product(product_id, row[0])
+    except ValueError as exc:
+        log.warning("catalog row %r cannot be read and is skipped: %s", product_id, exc)
+        return None
 
 
 @dataclass(frozen=True)
@@ -211,13 +223,7 @@ class ProductStore:
         """The live product ``product_id``; None when there is none or its row cannot be read."""
         with self._lock:
             row = self._conn.execute("SELECT data FROM products WHERE id=? AND deleted=0", (product_id,)).fetchone()
-        if row is None:
-            return None
-        try:
-            return load_product(product_id, row[0])
-        except ValueError as exc:
-            log.warning("catalog row %r cannot be read and is skipped: %s", product_id, exc)
-            return None
+        return product_of_row(product_id, row)
 
     def hashes(self, ids: Sequence[str]) -> dict[str, str]:
         """Content hashes of the live products among ``ids``."""
