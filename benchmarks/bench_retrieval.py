@@ -196,6 +196,13 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument(
+        "--learned-ranker",
+        type=Path,
+        default=None,
+        help="rank with this learned ranker (retrieval/ltr.py) on every query, whatever languages it was "
+        "trained on: what its scoring costs (`shopassist train ranker` writes one)",
+    )
     args = ap.parse_args()
     rng = random.Random(args.seed)
     log = query_log()
@@ -226,6 +233,15 @@ def main() -> None:
                 "rejected": report.rejected,
             }
         retriever = stack.retriever
+        if args.learned_ranker is not None:
+            from retrieval import HybridConfig, HybridRetriever
+
+            config = HybridConfig.for_embedder(settings.embedder, learned_model=str(args.learned_ranker))
+            retriever = HybridRetriever(catalog, config)
+            if retriever.learned is None:
+                raise SystemExit(f"could not load the learned ranker {args.learned_ranker}")
+            retriever.learned.languages = ()  # every query: the cost is what is measured
+            results["learned_ranker"] = str(args.learned_ranker)
         categories = sorted({p.category_levels[0] for p in catalog.products() if p.category_levels})
         filters = [make_filters(rng, categories) for _ in bench_queries]
         for q in bench_queries[:50]:  # warm the query path (jieba, Chroma graph load)
@@ -237,7 +253,8 @@ def main() -> None:
         results["sizes"][str(size)] = entry
         print(json.dumps({size: entry}, ensure_ascii=False, indent=1), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"retrieval-{results['date']}.json"
+    suffix = "-learned" if args.learned_ranker is not None else ""
+    out = args.out / f"retrieval-{results['date']}{suffix}.json"
     out.write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"\nwrote {out}")
     print(
