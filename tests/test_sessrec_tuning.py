@@ -30,7 +30,7 @@ def test_defaults_are_the_validated_settings() -> None:
     p = ModelParams()
     assert (p.dim, p.max_len, p.temperature, p.epochs, p.negatives, p.repeat) == (100, 20, 12.0, 6, 4096, False)
     f = FusionParams()
-    assert (f.beta, f.eps, f.mode, f.keep_repeats) == (0.2, 1e-2, "log", True)
+    assert (f.beta, f.eps, f.mode, f.keep_repeats) == (1.5, 3e-3, "log", True)
 
 
 @pytest.mark.unit
