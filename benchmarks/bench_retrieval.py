@@ -140,6 +140,8 @@ def freshness_same_process(catalog: Catalog, retriever: HybridRetriever, n: int 
             hits = retriever.search(f"保温杯 ZX{i:04d}", SearchFilters(max_price=200), top_k=5)
             if any(c.product.id == p.id for c in hits):
                 break
+            if time.perf_counter() - t > 30:
+                raise SystemExit(f"{p.id} not found 30 s after its upsert: freshness is broken")
         lat.append((time.perf_counter() - t) * 1000)
     return {
         "upserts": n,
@@ -248,8 +250,10 @@ def main() -> None:
             retriever.search(q, top_k=10)
         entry["products"] = len(catalog)
         entry["search"] = timed_searches(retriever, bench_queries, filters)
-        entry["fresh_same_process"] = freshness_same_process(catalog, retriever)
-        entry["fresh_other_process"] = freshness_other_process(settings, retriever)
+        # freshness is about visibility, not order: measured with the stack's own retriever (an
+        # English-trained learned ranker forced onto Chinese probes may never put one in the top 5)
+        entry["fresh_same_process"] = freshness_same_process(catalog, stack.retriever)
+        entry["fresh_other_process"] = freshness_other_process(settings, stack.retriever)
         results["sizes"][str(size)] = entry
         print(json.dumps({size: entry}, ensure_ascii=False, indent=1), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
