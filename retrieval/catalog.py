@@ -110,16 +110,19 @@ class Catalog:
 
     @property
     def vectors(self) -> ChromaVectorIndex:
+        opened = None
         if self._vectors is None:
             with self._open_lock:
                 if self._vectors is None:
                     from retrieval.vector import ChromaVectorIndex
 
-                    index = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
-                    if self._ann_is_private:
-                        self._sync_ann(index)
-                    self._vectors = index
-        return self._vectors
+                    opened = self._vectors = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
+        if opened is not None and self._ann_is_private:
+            # after _open_lock is released: syncing refreshes under self._lock, which a writer holds
+            # while it opens the index (taking _lock inside _open_lock would deadlock with it)
+            with self._lock:
+                self._sync_ann(opened)
+        return self._vectors  # type: ignore[return-value]
 
     @property
     def _ann_is_private(self) -> bool:
