@@ -393,10 +393,8 @@ class PostgresProductStore:
         last = ""
         while rows := page(last):
             for pid, data in rows:
-                try:
-                    yield load_product(pid, data)
-                except ValueError as exc:
-                    log.warning("catalog row %r cannot be read and is skipped: %s", pid, exc)
+                if (product := product_of_row(pid, (data,))) is not None:
+                    yield product
             last = rows[-1][0]
 
     # -- writes ------------------------------------------------------------------------------
