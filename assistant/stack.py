@@ -118,14 +118,12 @@ class Stack:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        from retrieval import HybridConfig, HybridRetriever
+        from retrieval import HybridRetriever
 
-        config = self._retrieval
         model = self.settings.learned_ranker()
-        if config is None and model is not None:
-            # a missing or bad file: the fusion, with a warning
-            config = HybridConfig.for_embedder(self.settings.embedder, learned_model=str(model))
-        return HybridRetriever(self.catalog, config)
+        # without a fixed configuration the retriever follows the catalog's embedder (an upgrade
+        # switches its fusion weights too); a missing or bad model file: the fusion, with a warning
+        return HybridRetriever(self.catalog, self._retrieval, learned_model=None if model is None else str(model))
 
     @cached_property
     def events(self) -> SQLiteEventLog | RedisEventLog:

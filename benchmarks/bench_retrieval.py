@@ -238,7 +238,7 @@ def main() -> None:
         if args.learned_ranker is not None:
             from retrieval import HybridConfig, HybridRetriever
 
-            config = HybridConfig.for_embedder(settings.embedder, learned_model=str(args.learned_ranker))
+            config = HybridConfig.for_embedder(settings.embedder_backend, learned_model=str(args.learned_ranker))
             retriever = HybridRetriever(catalog, config)
             if retriever.learned is None:
                 raise SystemExit(f"could not load the learned ranker {args.learned_ranker}")

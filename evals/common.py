@@ -57,9 +57,8 @@ def eval_home(settings: Settings, name: str, digest: str) -> Settings:
     """A cached home per eval dataset (``digest``: of its files) and embedder, under the user's
     home (never the package). With a Chroma server the collection is named by the embedder too
     (a server is shared by every home; an embedded Chroma lives under the home anyway)."""
-    embedder = (
-        settings.embedder if settings.embedder != "transformers" else f"tf-{Path(settings.embedder_path or 'x').name}"
-    )
+    backend = settings.embedder_backend
+    embedder = backend if backend != "transformers" else f"tf-{Path(settings.embedder_path or 'x').name}"
     slug = embedder
     collection = f"eval-{name}-{digest}"
     if settings.chroma_host:
@@ -68,4 +67,4 @@ def eval_home(settings: Settings, name: str, digest: str) -> Settings:
     from dataclasses import replace
 
     folder = f"{name}-{digest}-{slug}"
-    return replace(settings, home=settings.home / "evals" / folder, collection=collection)
+    return replace(settings, home=settings.home / "evals" / folder, collection=collection, embedder=backend)

@@ -26,7 +26,7 @@ import fcntl
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -44,6 +44,7 @@ from retrieval.tokenize import Tokenizer, default_tokenizer
 from shopassist import models as _models_module
 from shopassist import snapshot
 from shopassist.config import Settings
+from shopassist.errors import UsageError
 from shopassist.models import Product, SearchFilters
 
 if TYPE_CHECKING:
@@ -93,20 +94,58 @@ class Catalog:
         self._loaded = False
         self._own_seqs: set[int] = set()  # sequences this process wrote (its Chroma graph has them)
         self._unreadable: dict[str, str] = {}  # stored rows that cannot be read: id -> reason
+        # the embedder backend the catalog's vectors come from (store meta "embedder"), resolved on
+        # first use; an upgrade (retrieval/upgrade.py) switches it and every process follows
+        self._backend: str | None = None
+        self._mirror_backend: str | None = None  # what the store named when the mirror was loaded
+        self._given_embedders: dict[str, Embedder] = {}
+        self.embedder_factory: Callable[[str], Embedder] | None = None  # backend name -> embedder
         self._check_tokenizer()
 
     # -- components --------------------------------------------------------------------------
     # both are opened on first use, once, whichever of many concurrent requests comes first (two
     # Chroma clients opened at once on one path fail with "could not connect to tenant")
     @property
+    def embedder_backend(self) -> str:
+        """The embedder backend this catalog's vectors come from: what the store records (set by the
+        first write, a reindex or an embedder upgrade), else the settings' (``use`` by default).
+        Settings naming another backend than the stored one is an error, not a silent mix."""
+        if self._backend is None:
+            with self._open_lock:
+                if self._backend is None:
+                    stored = self.store.meta("embedder")
+                    wanted = self.settings.embedder
+                    if stored is not None and wanted is not None and wanted != stored:
+                        raise UsageError(
+                            f"The catalog under {self.settings.home} is embedded with {stored!r}, not {wanted!r}. "
+                            f"Leave out --embedder (SHOPASSIST_EMBEDDER) to use {stored!r}, or switch: "
+                            f"`shopassist embedder upgrade --to {wanted}` (searchable throughout) or "
+                            "`shopassist catalog reindex`."
+                        )
+                    self._backend = stored or wanted or "use"
+        return self._backend
+
+    @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
+            backend = self.embedder_backend
             with self._open_lock:
                 if self._embedder is None:
-                    from retrieval.embedders import make_embedder
-
-                    self._embedder = make_embedder(self.settings)
+                    self._embedder = self._make_embedder(backend)
         return self._embedder
+
+    def _make_embedder(self, backend: str) -> Embedder:
+        if backend in self._given_embedders:
+            return self._given_embedders[backend]
+        if self.embedder_factory is not None:
+            return self.embedder_factory(backend)
+        from retrieval.embedders import make_embedder
+
+        return make_embedder(replace(self.settings, embedder=backend))
+
+    def _collection(self) -> str:
+        """The Chroma collection of the active vectors (an upgrade builds a new one beside it)."""
+        return self.store.meta("collection") or self.settings.collection
 
     @property
     def vectors(self) -> ChromaVectorIndex:
@@ -116,7 +155,9 @@ class Catalog:
                 if self._vectors is None:
                     from retrieval.vector import ChromaVectorIndex
 
-                    opened = self._vectors = ChromaVectorIndex(self.settings, self.embedder.name, self.embedder.dim)
+                    opened = self._vectors = ChromaVectorIndex(
+                        replace(self.settings, collection=self._collection()), self.embedder.name, self.embedder.dim
+                    )
         if opened is not None and self._ann_is_private:
             # after _open_lock is released: syncing refreshes under self._lock, which a writer holds
             # while it opens the index (taking _lock inside _open_lock would deadlock with it)
@@ -194,8 +235,16 @@ class Catalog:
             if self._loaded and seq == self._mirror.seq:
                 return 0
             if not self._loaded:
+                self._mirror_backend = self.store.meta("embedder")
                 self._load_snapshot(seq)
             new_seq, changes = self.store.changes_since(self._mirror.seq)
+            # read after the changes: a switch committed before them is seen here at the latest (an
+            # upgrade writes every vector and the new name in one transaction)
+            stored = self.store.meta("embedder")
+            if stored is not None and stored != (self._mirror_backend or self.settings.embedder_backend):
+                self._switch_embedder(stored)
+                return self.refresh()
+            self._mirror_backend = stored
             retokenize = self.store.meta("tokenizer") != self.tokenizer.version
             newly_unreadable: list[str] = []
             for change in changes:
@@ -234,6 +283,26 @@ class Catalog:
                 snapshot.save(self._snapshot_path(), self._snapshot_key(), (self._mirror, dict(self._unreadable)))
             return len(changes)
 
+    def _switch_embedder(self, backend: str) -> None:
+        """The catalog's vectors now come from ``backend`` (an upgrade finished, in this process or
+        another): drop the mirror and the ANN handle and load again from the store. Views handed out
+        before keep the old mirror; a search that straddles the switch skips its dense leg."""
+        log.info("catalog under %s switched embedder %s -> %s: reloading", self.settings.home, self._backend, backend)
+        with self._open_lock:
+            if self._embedder is not None:  # kept, should the catalog switch back
+                previous = self._backend or self._mirror_backend or self.settings.embedder_backend
+                self._given_embedders.setdefault(previous, self._embedder)
+            if self._vectors is not None and self._ann_is_private:
+                self._vectors.remove()  # this home's own copy of the old vectors
+            self._backend = backend
+            self._embedder = None
+            self._vectors = None
+        self._mirror = Mirror(*self._bm25_params)
+        self._view = CatalogView(self._mirror)
+        self._loaded = False
+        self._unreadable.clear()
+        self._own_seqs.clear()
+
     # -- the mirror's snapshot (shopassist.snapshot) -----------------------------------------------
     def _snapshot_path(self) -> Path:
         return snapshot.cache_path(self.settings.home, "catalog-mirror")
@@ -245,6 +314,7 @@ class Catalog:
             "db": str(self.store.path.resolve()),
             "tokenizer": self.tokenizer.version,
             "stored_tokenizer": self.store.meta("tokenizer"),
+            "embedder": self.store.meta("embedder"),
             "bm25": self._bm25_params,
             "code": _MIRROR_CODE,
         }
@@ -353,6 +423,7 @@ class Catalog:
         for p in products:  # the last record of an id in one batch wins
             latest[p.id] = p
         with self._lock, self.write_lock():
+            self._follow_embedder()
             existing = self.store.hashes(list(latest))
             todo: list[tuple[Product, str]] = []
             for pid, p in latest.items():
@@ -382,6 +453,15 @@ class Catalog:
         self.refresh()
         return result
 
+    def _follow_embedder(self) -> None:
+        """Under the write lock: embed with the backend the store names (an upgrade may have switched
+        it since this process last looked), and record the backend on a catalog's first write."""
+        stored = self.store.meta("embedder")
+        if stored is None:
+            self.store.set_meta("embedder", self.embedder_backend)
+        elif self._backend is not None and stored != self._backend:
+            self.refresh()
+
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Delete products by id; returns the ids that existed."""
         with self._lock, self.write_lock():
@@ -397,7 +477,13 @@ class Catalog:
         from tqdm import tqdm
 
         products = list(self.store.iter_products())
+        wanted = self.settings.embedder
         with self.write_lock():
+            if wanted is not None and wanted != self.store.meta("embedder"):
+                # a reindex is how an explicit --embedder replaces the stored one in place
+                self.store.set_meta("embedder", wanted)
+                with self._lock:
+                    self._switch_embedder(wanted)
             self.vectors.drop()
         self.store.set_meta("tokenizer", self.tokenizer.version)
         bar = tqdm(total=len(products), unit="product", desc="reindex", disable=not progress)

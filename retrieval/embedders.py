@@ -357,8 +357,9 @@ _EMBEDDERS_LOCK = threading.Lock()
 
 def make_embedder(settings: Settings) -> Embedder:
     """The embedder the settings name; one instance per configuration and process."""
+    backend = settings.embedder_backend
     key = (
-        settings.embedder,
+        backend,
         settings.embedder_path,
         settings.embedder_url,
         settings.embedder_model,
@@ -368,15 +369,15 @@ def make_embedder(settings: Settings) -> Embedder:
         if key in _EMBEDDERS:
             return _EMBEDDERS[key]
         embedder: Embedder
-        if settings.embedder == "use":
+        if backend == "use":
             embedder = USEEmbedder(threads=settings.threads)
-        elif settings.embedder == "transformers":
+        elif backend == "transformers":
             if not settings.embedder_path:
                 raise UsageError(
                     "The transformers embedder needs a model folder: --embedder-path DIR or SHOPASSIST_EMBEDDER_PATH."
                 )
             embedder = TransformersEmbedder(settings.embedder_path, threads=settings.threads)
-        elif settings.embedder == "gemma":
+        elif backend == "gemma":
             from retrieval.gemma import default_gguf_path
 
             embedder = GGUFEmbedder(

@@ -268,6 +268,12 @@ class CatalogView:
         return check
 
     # -- vectors -----------------------------------------------------------------------------
+    @property
+    def dim(self) -> int | None:
+        """The size of the main vectors (None before any)."""
+        vectors = self._mirror.vectors
+        return None if vectors is None else int(vectors.shape[1])
+
     def _vectors(self) -> np.ndarray | None:
         """A read-only view of the main vectors by slot (rebuilt when the mirror grows)."""
         vectors = self._mirror.vectors

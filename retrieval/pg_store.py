@@ -49,7 +49,7 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -408,8 +408,8 @@ class PostgresProductStore:
         assert row is not None
         return int(row[0])
 
-    def upsert(self, items: Iterable[StoreItem]) -> int:
-        """Write rows in one transaction; returns the new seq."""
+    def upsert(self, items: Iterable[StoreItem], meta: Mapping[str, str] | None = None) -> int:
+        """Write rows, and the ``meta`` settings with them, in one transaction; returns the new seq."""
         rows = [
             [
                 it.product.id,
@@ -431,6 +431,12 @@ class PostgresProductStore:
                 if rows:
                     with c.cursor() as cur:
                         cur.executemany(UPSERT_SQL, rows)
+                for key, value in (meta or {}).items():
+                    c.execute(
+                        "INSERT INTO catalog_meta(key, value) VALUES (%s, %s) "
+                        "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+                        (key, value),
+                    )
             return seq
 
         return self._run("write products", work, write=True)

@@ -101,6 +101,13 @@ def _z(values: np.ndarray) -> np.ndarray:
     return (values - float(values.mean())) / sd
 
 
+def _fitting(view: CatalogView, qvec: np.ndarray) -> np.ndarray | None:
+    """``qvec`` when it has the view's vector size; None (no dense leg) for a search that straddled
+    an embedder switch: its view is the old mirror, its query vector the new embedder's."""
+    dim = view.dim
+    return qvec if dim is None or len(qvec) == dim else None
+
+
 def _pairs(tokens: Sequence[str]) -> set[tuple[str, str]]:
     return {(a, b) for a, b in itertools.pairwise(tokens)}
 
@@ -115,15 +122,34 @@ class _Scored:
 
 
 class HybridRetriever:
-    def __init__(self, catalog: Catalog, config: HybridConfig | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, config: HybridConfig | None = None, *, learned_model: str | None = None
+    ) -> None:
+        """``config`` fixes the configuration; without it, the default for the catalog's embedder is
+        used, and follows it when an embedder upgrade switches the catalog (with ``learned_model``)."""
         self.catalog = catalog
-        self.config = config or HybridConfig.for_embedder(catalog.settings.embedder)
+        self._fixed = config
+        self._learned_model = config.learned_model if config is not None else learned_model
+        self._auto: tuple[str, HybridConfig] | None = None
         self.learned: LearnedRanker | None = None
-        if self.config.learned_model:
+        if self._learned_model:
             try:
-                self.learned = LearnedRanker.load(self.config.learned_model)
+                self.learned = LearnedRanker.load(self._learned_model)
             except (OSError, ValueError, ImportError) as exc:  # fall back to the fusion, loudly
                 log.warning("learned ranker not loaded, using the fusion: %s", exc)
+
+    @property
+    def config(self) -> HybridConfig:
+        if self._fixed is not None:
+            return self._fixed
+        backend = self.catalog.embedder_backend
+        if self._auto is None or self._auto[0] != backend:
+            self._auto = (backend, HybridConfig.for_embedder(backend, learned_model=self._learned_model))
+        return self._auto[1]
+
+    @config.setter
+    def config(self, value: HybridConfig) -> None:
+        self._fixed = value
 
     # -- legs ----------------------------------------------------------------------------------
     def lexical(self, query: str, filters: SearchFilters, depth: int) -> list[tuple[str, float]]:
@@ -164,7 +190,8 @@ class HybridRetriever:
     def dense(self, query: str, filters: SearchFilters, depth: int) -> list[tuple[str, float]]:
         catalog = self.catalog
         view = catalog.view()
-        return self._dense(view, catalog.embedder.embed_query(query), filters, depth)
+        qvec = _fitting(view, catalog.embedder.embed_query(query))
+        return [] if qvec is None else self._dense(view, qvec, filters, depth)
 
     def _dense(
         self, view: CatalogView, qvec: np.ndarray, filters: SearchFilters, depth: int
@@ -362,7 +389,7 @@ class HybridRetriever:
         rows = {pid: _Scored(pid) for pid in dict.fromkeys(ids) if pid in products}
         query = (query or "").strip()
         tokens = self.catalog.tokenizer(query)
-        qvec = self.catalog.embedder.embed_query(query) if query else None
+        qvec = _fitting(view, self.catalog.embedder.embed_query(query)) if query else None
         return list(rows), self._learned_rows(view, query, tokens, qvec, rows)
 
     def _candidates(self, view: CatalogView, rows: dict[str, _Scored], query: str) -> list[Candidate]:
@@ -404,7 +431,7 @@ class HybridRetriever:
         lexical, bm25_all = (
             self._lexical(view, tokens, filters, max(cfg.lexical_depth, top_k)) if cfg.use_lexical else ([], None)
         )
-        qvec = self.catalog.embedder.embed_query(query) if cfg.use_dense else None
+        qvec = _fitting(view, self.catalog.embedder.embed_query(query)) if cfg.use_dense else None
         dense = self._dense(view, qvec, filters, max(cfg.dense_depth, top_k)) if qvec is not None else []
         rows: dict[str, _Scored] = {}
         for rank, (pid, s) in enumerate(lexical, 1):
@@ -431,7 +458,7 @@ class HybridRetriever:
             return []
         query = (query or "").strip()
         tokens = self.catalog.tokenizer(query)
-        qvec = self.catalog.embedder.embed_query(query) if query and self.config.use_dense else None
+        qvec = _fitting(view, self.catalog.embedder.embed_query(query)) if query and self.config.use_dense else None
         weights = self.config.weights_for(query)
         if not self.config.use_lexical:
             weights = FusionWeights(bm25=0, dense=1, doc=0, coverage=0, pairs=0)

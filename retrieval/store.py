@@ -22,7 +22,7 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -151,7 +151,7 @@ class CatalogStore(Protocol):
     def hashes(self, ids: Sequence[str]) -> dict[str, str]: ...
     def changes_since(self, seq: int) -> tuple[int, list[Change]]: ...
     def iter_products(self, batch: int = 1000) -> Iterator[Product]: ...
-    def upsert(self, items: Iterable[StoreItem]) -> int: ...
+    def upsert(self, items: Iterable[StoreItem], meta: Mapping[str, str] | None = None) -> int: ...
     def delete(self, ids: Sequence[str]) -> list[str]: ...
 
 
@@ -269,8 +269,8 @@ class ProductStore:
             last = rows[-1][0]
 
     # -- writes ------------------------------------------------------------------------------
-    def upsert(self, items: Iterable[StoreItem]) -> int:
-        """Write rows in one transaction; returns the new seq."""
+    def upsert(self, items: Iterable[StoreItem], meta: Mapping[str, str] | None = None) -> int:
+        """Write rows, and the ``meta`` settings with them, in one transaction; returns the new seq."""
         items = list(items)
         with self._lock:
             cur = self._conn.cursor()
@@ -295,6 +295,8 @@ class ProductStore:
                     ],
                 )
                 cur.execute("UPDATE meta SET value=? WHERE key='seq'", (str(seq),))
+                for key, value in (meta or {}).items():
+                    cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

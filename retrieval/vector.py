@@ -76,6 +76,14 @@ def _client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
 
+def drop_collection(settings: Settings, name: str) -> None:
+    """Delete the collection ``name`` (an embedder upgrade replaced it); BackendError if Chroma fails."""
+    try:
+        _client(settings).delete_collection(name)
+    except Exception as exc:
+        raise BackendError(f"Chroma could not drop the '{name}' collection: {exc}") from exc
+
+
 class ChromaVectorIndex:
     """The ANN index over the main product vectors (exact copies live in the catalog store)."""
 
@@ -117,6 +125,11 @@ class ChromaVectorIndex:
             SharedSystemClient.clear_system_cache()
             self._open()
             self.stale.clear()
+
+    def remove(self) -> None:
+        """Delete the collection for good (an embedder upgrade replaced it)."""
+        with self._lock, contextlib.suppress(Exception):
+            self._client.delete_collection(self.settings.collection)
 
     def drop(self) -> None:
         with self._lock:

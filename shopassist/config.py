@@ -6,7 +6,7 @@
 | chroma_host        | SHOPASSIST_CHROMA_HOST        | (embedded Chroma)        |
 | chroma_port        | SHOPASSIST_CHROMA_PORT        | 8000                     |
 | collection         | SHOPASSIST_CHROMA_COLLECTION  | products                 |
-| embedder           | SHOPASSIST_EMBEDDER           | use                      |
+| embedder           | SHOPASSIST_EMBEDDER           | (the catalog's; use)     |
 | embedder_path      | SHOPASSIST_EMBEDDER_PATH      | (transformers backend)   |
 | embedder_url       | SHOPASSIST_EMBEDDER_URL       | (openai backend)         |
 | embedder_model     | SHOPASSIST_EMBEDDER_MODEL     | (openai backend)         |
@@ -51,7 +51,8 @@ class Settings:
     chroma_host: str | None = None
     chroma_port: int = 8000
     collection: str = "products"
-    embedder: str = "use"
+    # None: the embedder the catalog was built or upgraded with (``use`` for a new catalog)
+    embedder: str | None = None
     embedder_path: str | None = None
     embedder_url: str | None = None
     embedder_model: str | None = None
@@ -70,7 +71,7 @@ class Settings:
     database_url: str | None = None
 
     def __post_init__(self) -> None:
-        if self.embedder not in EMBEDDER_BACKENDS:
+        if self.embedder is not None and self.embedder not in EMBEDDER_BACKENDS:
             raise UsageError(
                 f"Unknown embedder {self.embedder!r}: choose one of {', '.join(EMBEDDER_BACKENDS)} "
                 "(flag --embedder or SHOPASSIST_EMBEDDER)."
@@ -158,6 +159,11 @@ class Settings:
             return Path(self.ranker_model).expanduser()
         default = self.home / "models" / "ranker.txt"
         return default if default.exists() else None
+
+    @property
+    def embedder_backend(self) -> str:
+        """The embedder backend these settings name (``use`` when none is named)."""
+        return self.embedder or "use"
 
     def with_home(self, home: Path | str) -> Settings:
         return replace(self, home=Path(home).expanduser())

@@ -195,3 +195,24 @@ def test_a_worker_that_starts_after_others_wrote_finds_their_products_through_th
     assert "m1" not in dense(a, "Essence Mascara Lash Princess") and a.vectors.count() == len(PRODUCTS)
     a.store.close()
     b.store.close()
+
+
+def test_an_embedder_upgrade_through_one_worker_switches_the_others(workers: tuple[Catalog, Catalog]) -> None:
+    """Worker a moves the shared catalog to another embedder; worker b (its own private ANN index)
+    searches with the old vectors until the switch, then with the new ones, dense leg included."""
+    from retrieval.upgrade import EmbedderUpgrade
+
+    a, b = workers
+    bigger = HashingEmbedder(dim=320)
+    for w in (a, b):
+        w.embedder_factory = {"gemma": bigger}.__getitem__
+    a.upsert(products(*PRODUCTS))
+    assert set(found(b, "hiking boots")[:2]) == {"b1", "b2"}
+    assert b.view().dim == 256
+    EmbedderUpgrade(a, "gemma", embedder=bigger, batch=2).run()
+    assert set(found(b, "hiking boots")[:2]) == {"b1", "b2"}
+    assert b.embedder_backend == "gemma" and b.view().dim == 320
+    # b's private ANN index was rebuilt from the stored copies: the dense leg alone finds them
+    dense = HybridRetriever(b).dense("waterproof boots", SearchFilters(), 3)
+    assert {pid for pid, _ in dense[:2]} == {"b1", "b2"}
+    assert b.vectors.count() == len(PRODUCTS)

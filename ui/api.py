@@ -808,7 +808,13 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, Any]:
-        return {"ok": True, "products": len(catalog)}
+        from retrieval.upgrade import read_status, upgrade_summary
+
+        answer: dict[str, Any] = {"ok": True, "products": len(catalog), "embedder": catalog.embedder_backend}
+        upgrade = upgrade_summary(read_status(catalog.settings.home))
+        if upgrade is not None and upgrade["state"] != "done":  # an embedder upgrade under way (or failed)
+            answer["embedder_upgrade"] = upgrade
+        return answer
 
     return app
 

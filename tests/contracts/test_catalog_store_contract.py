@@ -99,6 +99,15 @@ class CatalogStoreContract:
         assert got == p and got is not None and got.record() == p.record()  # extras kept
         assert store.count() == 1
 
+    def test_upsert_writes_its_settings_in_the_same_transaction(self, store: CatalogStore) -> None:
+        # an embedder upgrade writes every vector and the embedder's name together: a reader sees
+        # both or neither
+        store.upsert([item(product("a1"))], meta={"embedder": "use"})
+        assert store.meta("embedder") == "use"
+        seq = store.upsert([item(product("a1"), seed=3)], meta={"embedder": "gemma", "collection": "products-gemma"})
+        assert store.meta("embedder") == "gemma" and store.meta("collection") == "products-gemma"
+        assert store.seq() == seq
+
     def test_each_write_gets_a_higher_seq(self, store: CatalogStore) -> None:
         seqs = [store.upsert([item(product(f"p{i}"))]) for i in range(4)]
         assert seqs == sorted(seqs) and len(set(seqs)) == 4

@@ -40,7 +40,7 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "--embedder",
         type=click.Choice(EMBEDDER_BACKENDS),
         default=None,
-        help="Embedding backend [env SHOPASSIST_EMBEDDER; default use].",
+        help="Embedding backend [env SHOPASSIST_EMBEDDER; default: the one the catalog was built or upgraded with, use for a new catalog].",
     )
     @click.option("--embedder-path", default=None, help="Local model folder for --embedder transformers.")
     @click.option(
