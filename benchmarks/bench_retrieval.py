@@ -132,12 +132,14 @@ def timed_searches(retriever: HybridRetriever, queries: list[str], filters: list
 
 def freshness_same_process(catalog: Catalog, retriever: HybridRetriever, n: int = 30) -> dict:
     lat = []
+    run = random.randrange(10**6)  # model numbers of this run only: a home benchmarked again holds earlier runs' probes
     for i in range(n):
-        p = Product(id=f"fresh-{i}-{time.time_ns()}", title=f"新品 测试 保温杯 型号ZX{i:04d}", price=88 + i, stock=5)
+        model = f"ZX{run:06d}{i:04d}"
+        p = Product(id=f"fresh-{i}-{time.time_ns()}", title=f"新品 测试 保温杯 型号{model}", price=88 + i, stock=5)
         catalog.upsert([p])
         t = time.perf_counter()
         while True:
-            hits = retriever.search(f"保温杯 ZX{i:04d}", SearchFilters(max_price=200), top_k=5)
+            hits = retriever.search(f"保温杯 {model}", SearchFilters(max_price=200), top_k=5)
             if any(c.product.id == p.id for c in hits):
                 break
             if time.perf_counter() - t > 30:
@@ -161,8 +163,8 @@ def freshness_other_process(settings: Settings, retriever: HybridRetriever, n: i
         from assistant.stack import build_stack
         cat = build_stack(Settings.from_env()).catalog
         for line in sys.stdin:
-            i = int(line)
-            cat.upsert([Product(id=f"xp-{i}-{time.time_ns()}", title=f"跨进程 新品 折叠雨伞 型号QW{i:04d}", price=66, stock=3)])
+            model = line.strip()
+            cat.upsert([Product(id=f"xp-{model}-{time.time_ns()}", title=f"跨进程 新品 折叠雨伞 型号{model}", price=66, stock=3)])
             print(time.time(), flush=True)
         """
     )
@@ -172,14 +174,18 @@ def freshness_other_process(settings: Settings, retriever: HybridRetriever, n: i
     )
     assert proc.stdin and proc.stdout
     lat = []
+    run = random.randrange(10**6)
     for i in range(n):
-        proc.stdin.write(f"{i}\n")
+        model = f"QW{run:06d}{i:04d}"
+        proc.stdin.write(f"{model}\n")
         proc.stdin.flush()
         returned = float(proc.stdout.readline())
         while True:
-            hits = retriever.search(f"折叠雨伞 QW{i:04d}", top_k=5)
-            if any(c.product.title.endswith(f"QW{i:04d}") for c in hits):
+            hits = retriever.search(f"折叠雨伞 {model}", top_k=5)
+            if any(c.product.title.endswith(model) for c in hits):
                 break
+            if time.time() - returned > 30:
+                raise SystemExit(f"{model} written by another process not found after 30 s: freshness is broken")
         lat.append((time.time() - returned) * 1000)
     proc.stdin.close()
     proc.wait(timeout=60)

@@ -153,8 +153,14 @@ class BM25Index:
             touched.append(slots)
         if not touched:
             return np.zeros(0, dtype=np.int64), acc
-        slots = np.unique(np.concatenate(touched)) if len(touched) > 1 else touched[0]
-        return slots, acc
+        if len(touched) == 1:
+            return touched[0], acc
+        # the union of the postings, sorted: a mark per slot is O(catalog) but ~10x cheaper than
+        # np.unique's sort of the concatenation when common characters touch most of the catalog
+        marks = np.zeros(len(acc), dtype=bool)
+        for slots in touched:
+            marks[slots] = True
+        return np.flatnonzero(marks), acc
 
     def top(self, query_tokens: Iterable[str], k: int) -> list[tuple[str, float]]:
         slots, scores = self.score(query_tokens)

@@ -26,6 +26,17 @@ from shopassist.models import Product, SearchFilters, split_category
 _INT64_MAX = int(np.iinfo(np.int64).max)
 
 
+BROWSE_TIE_WINDOW = 20
+
+
+def popularity(product: Product) -> tuple[float, float]:
+    """(units sold, rating): what browsing sorts by, best first; 0 where unknown or not a number."""
+    sales = (product.model_extra or {}).get("sale_count") or 0
+    sales = float(sales) if isinstance(sales, int | float) and not isinstance(sales, bool) else 0.0
+    rating = float(product.rating or 0.0)
+    return (sales if np.isfinite(sales) else 0.0, rating if np.isfinite(rating) else 0.0)
+
+
 class Mirror:
     """In-memory copy of the live catalog, indexed by BM25 slot; written by ``Catalog`` only."""
 
@@ -40,6 +51,9 @@ class Mirror:
         self.vectors: np.ndarray | None = None  # (capacity, dim) float32, main vectors by slot
         self.has_vector = np.zeros(1024, dtype=bool)
         self.live = np.zeros(1024, dtype=bool)
+        # what browsing (no query text) sorts by: units sold, then rating (0 where unknown)
+        self.sales = np.zeros(1024, dtype=np.float64)
+        self.rating = np.zeros(1024, dtype=np.float64)
         self.doc_vectors: dict[int, np.ndarray] = {}
         self.seq = 0
 
@@ -57,6 +71,11 @@ class Mirror:
             live = np.zeros(size, dtype=bool)
             live[: len(self.live)] = self.live
             self.live = live
+            for name in ("sales", "rating"):
+                column = np.zeros(size, dtype=np.float64)
+                old = getattr(self, name)
+                column[: len(old)] = old
+                setattr(self, name, column)
         if self.vectors is not None and slot >= len(self.vectors):
             grown = np.zeros((max(2 * len(self.vectors), slot + 1), self.vectors.shape[1]), dtype=np.float32)
             grown[: len(self.vectors)] = self.vectors
@@ -86,6 +105,8 @@ class Mirror:
         self.currency[slot] = ""
         self.has_vector[slot] = False
         self.live[slot] = False
+        self.sales[slot] = 0.0
+        self.rating[slot] = 0.0
         self.doc_vectors.pop(slot, None)
         self.bm25.remove(product_id)
 
@@ -120,6 +141,7 @@ class Mirror:
         self.live[slot] = True
         self.price[slot] = price
         self.stock[slot] = stock
+        self.sales[slot], self.rating[slot] = popularity(product)
         self.currency[slot] = product.currency
         for name in brand_names(product.brand):
             self.brand_slots.setdefault(name, set()).add(slot)
@@ -256,6 +278,33 @@ class CatalogView:
         """Boolean mask over the ``capacity`` slots for the scalar filters (price, currency, stock,
         brands, category); None when there are none. ``filters.matches_rest`` covers the rest."""
         return self._mirror.scalar_mask(filters)
+
+    def by_popularity(self, filters: SearchFilters, top_k: int) -> list[Product]:
+        """The ``top_k`` live products that pass ``filters``, most sold first, then best rated, then
+        by id: the scalar filters and the order on the columns, the rest checked on the few walked.
+        Ties with the k-th are broken by id among the next ``BROWSE_TIE_WINDOW`` x k products walked
+        (a catalog without sales or ratings ties everywhere: browsing it stays ~1 ms at 100k)."""
+        m = self._mirror
+        n = m.bm25.capacity
+        mask = m.scalar_mask(filters)
+        slots = np.flatnonzero(m.live[:n] if mask is None else (mask & m.live[:n]))
+        if len(slots) == 0 or top_k < 1:
+            return []
+        sales, rating = m.sales[slots], m.rating[slots]
+        order = slots[np.lexsort((-rating, -sales))]
+        ids = m.bm25.slot_ids
+        kept: list[tuple[float, float, str]] = []
+        window = top_k * BROWSE_TIE_WINDOW
+        for walked, slot in enumerate(order):
+            key = (-float(m.sales[slot]), -float(m.rating[slot]))
+            if len(kept) >= top_k and (key != kept[-1][:2] or walked >= window):
+                break  # past the last tie of the k-th product
+            pid = ids[int(slot)]
+            p = m.products.get(pid) if pid is not None else None
+            if p is not None and matches(p, filters):
+                kept.append((*key, p.id))
+        kept.sort()
+        return [m.products[pid] for _, _, pid in kept[:top_k]]
 
     def allowed(self, filters: SearchFilters) -> Callable[[str], bool]:
         """A predicate on ids: the product is live and passes every filter."""
