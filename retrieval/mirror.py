@@ -350,4 +350,7 @@ class CatalogView:
         m = self._mirror
         if m.vectors is None or len(slots) == 0:
             return np.zeros(len(slots), dtype=np.float32)
+        capacity = m.bm25.capacity
+        if len(slots) * 4 > capacity:  # most of the catalog: one product over all rows, no gather copy
+            return (m.vectors[:capacity] @ qvec)[slots] * m.has_vector[slots]
         return (m.vectors[slots] @ qvec) * m.has_vector[slots]

@@ -189,12 +189,16 @@ class ChromaVectorIndex:
             return []
         query = np.asarray(vector, dtype=np.float32)[None, :]
         with self._lock:
-            # no count() first: at 100k products Chroma's count costs ~8 ms, as much as the query;
-            # callers ask for at most the live catalog's size, and only an index holding fewer
-            # than ``n`` (a partly built one) is asked again for what it has
-            try:
-                result = self._collection.query(query_embeddings=query, n_results=n, include=["distances"])
-            except Exception as first:
+            collection = self._collection
+        try:
+            # outside the lock: Chroma answers queries from several threads at once; no count()
+            # first (at 100k products it costs ~8 ms, as much as the query): callers ask for at
+            # most the live catalog's size
+            result = collection.query(query_embeddings=query, n_results=n, include=["distances"])
+        except Exception as first:
+            # a reopen swapped the collection meanwhile, or the index holds fewer than ``n`` (a
+            # partly built one): ask again under the lock, for what it has
+            with self._lock:
                 try:
                     total = self.count()
                     if total == 0:
@@ -204,6 +208,7 @@ class ChromaVectorIndex:
                     )
                 except Exception as exc:
                     raise BackendError(f"Chroma query failed: {exc}") from first
+        with self._lock:
             return [
                 (pid, 1.0 - float(dist))
                 for pid, dist in zip(result["ids"][0], result["distances"][0], strict=True)

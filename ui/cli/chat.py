@@ -179,8 +179,15 @@ def serve(
         click.echo(f"warning: serving on {host} without SHOPASSIST_API_KEY: reads are open, writes refused", err=True)
     if workers > 1:
         import os
+        from dataclasses import replace
 
         from ui.workers import CONFIG_ENV, write_config
+
+        if not os.environ.get("SHOPASSIST_THREADS"):
+            # the cores shared out: with N workers each embedding on the default 2 threads, the
+            # query encoders' BLAS threads outnumber the cores (2 workers on 2 cores: 30 requests/s
+            # in the load test, against 68 with 1 thread each)
+            settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
 
         with build_stack(settings, llm=llm_settings, progress=True) as stack:
             require_products(stack)  # and the model assembled and its server started, once
