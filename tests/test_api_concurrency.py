@@ -127,3 +127,16 @@ def test_concurrent_first_searches_open_one_vector_index(settings, use_embedder)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(search, ["牛仔裤", "连衣裙", "羽绒服", "衬衫", "T恤", "外套", "裙子", "毛衣"]))
     assert len({id(index) for index, _ in results}) == 1 and all(hits for _, hits in results)
+
+
+def test_turn_slots_default_to_one_rules_turn_per_process_and_more_than_the_llm_slots(monkeypatch):
+    import os
+
+    from ui.api import TURN_SLOTS_ENV, default_turn_slots
+
+    monkeypatch.delenv(TURN_SLOTS_ENV, raising=False)
+    assert default_turn_slots() == 1  # rules only: a second turn thread only takes the GIL from searches
+    assert default_turn_slots(True, 1) == max(os.cpu_count() or 1, 2)
+    assert default_turn_slots(True, 8) >= 9  # a turn mostly waits for the LLM: room for all its slots
+    monkeypatch.setenv(TURN_SLOTS_ENV, "3")
+    assert default_turn_slots() == 3 and default_turn_slots(True, 8) == 3
