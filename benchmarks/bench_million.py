@@ -603,15 +603,25 @@ def run_phase(flag: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def ingest(
-    home: Path, src: Path, size: int, *, every: int, probe_queries: Sequence[str], probes: bool
+    home: Path,
+    src: Path,
+    size: int,
+    *,
+    every: int,
+    probe_queries: Sequence[str],
+    probes: bool,
+    stop_at: int | None = None,
 ) -> dict[str, Any]:
     """Ingest up to each checkpoint (10%, 25%, 50%, 100%) in its own process, then, with that
-    process gone, measure disk and (``probes``) a fresh worker's memory at that size."""
+    process gone, measure disk and (``probes``) a fresh worker's memory at that size; with
+    ``stop_at``, no checkpoint beyond it."""
     progress_file = home.parent / f"{home.name}.ingest.json"  # finished segments, for --resume
     done: dict[str, Any] = json.loads(progress_file.read_text(encoding="utf-8")) if progress_file.exists() else {}
     segments: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
     for mark in sorted({max(1, round(f * size)) for f in CHECKPOINTS}):
+        if stop_at is not None and mark > stop_at:
+            break
         if str(mark) in done and (not probes or "worker" in done[str(mark)]["entry"]):
             segments.append(done[str(mark)]["segment"])
             samples.append(done[str(mark)]["entry"])
@@ -759,6 +769,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="run even when the estimate says memory or disk is short")
     ap.add_argument("--label", default="quiet machine", help="recorded with the results (e.g. 'smoke run, busy box')")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        help="ingest no checkpoint beyond this many products, then measure everything at the size reached "
+        "(a run cut short: with --resume it picks up what an interrupted run finished)",
+    )
     args = ap.parse_args(argv)
     if args.size < 1000:
         raise SystemExit("--size must be at least 1000")
@@ -794,8 +811,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     every = min(args.every, max(1000, args.size // 20))
     probe_queries = sources.warm_queries[:20]
     results["ingest"] = ingest(
-        home, src, args.size, every=every, probe_queries=probe_queries, probes=not args.no_worker_probes
+        home,
+        src,
+        args.size,
+        every=every,
+        probe_queries=probe_queries,
+        probes=not args.no_worker_probes,
+        stop_at=args.stop_at,
     )
+    if args.stop_at is not None:
+        results["stopped_at"] = args.stop_at
     results["memory"] = fits(results["ingest"]["checkpoints"])
     print(json.dumps(results["memory"], indent=1), flush=True)
     worker_mb = results["ingest"]["checkpoints"][-1].get("worker", {}).get("rss_mb", est["worker_mb"])
@@ -836,6 +861,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"million-{results['date']}" + ("" if args.size == 1_000_000 else f"-{args.size}")
+    if args.stop_at is not None:
+        stem += f"-stopped-at-{results.get('products', args.stop_at)}"
     (args.out / f"{stem}.json").write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     table = markdown(results)
     (args.out / f"{stem}.md").write_text(table, encoding="utf-8")
