@@ -42,6 +42,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def summary(latencies_ms: list[float]) -> dict[str, float]:
+    """Count, p50 and p99 of one endpoint's latencies."""
+    return {
+        "requests": len(latencies_ms),
+        "p50_ms": round(pct(latencies_ms, 50), 1),
+        "p99_ms": round(pct(latencies_ms, 99), 1),
+    }
+
+
 def start_shared_backends(home: Path) -> tuple[list[object], dict[str, str]]:
     """Start Redis and PostgreSQL (the test suite's throwaway servers), copy the catalog under
     ``home`` into PostgreSQL with its stored vectors (no re-embedding), and return the servers and
@@ -215,22 +224,11 @@ def main() -> None:
         "requests_per_s": round(total / wall, 1),
         "errors": len(errors),
         "error_samples": errors[:10],
-        "endpoints": {
-            name: {
-                "requests": len(v),
-                "p50_ms": round(pct(v, 50), 1),
-                "p99_ms": round(pct(v, 99), 1),
-            }
-            for name, v in sorted(latencies.items())
-        },
+        "endpoints": {name: summary(v) for name, v in sorted(latencies.items())},
         # the same after the first 10 s: all sessions start at once, and their first requests
         # (cold caches, one burst) make a queue that the rest of the run never sees again
         "after_10s": {
-            name: {
-                "requests": len(kept),
-                "p50_ms": round(pct(kept, 50), 1),
-                "p99_ms": round(pct(kept, 99), 1),
-            }
+            name: summary(kept)
             for name, v in sorted(latencies.items())
             if (kept := [ms for ms, at in zip(v, started[name], strict=True) if at >= 10.0])
         },

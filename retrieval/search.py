@@ -107,6 +107,13 @@ def _z(values: np.ndarray) -> np.ndarray:
 
 
 TITLE_PAIRS_CACHE = 20_000
+
+
+class _Unset:
+    """A leg's ``held`` argument when the caller did not compute it."""
+
+
+_UNSET = _Unset()
 # a catalog this small is scored exactly over every vector (~1 ms at 10k products, 512-d), which is
 # cheaper than an HNSW query (~2.7 ms) and exact
 EXACT_DENSE_BELOW = 20_000
@@ -170,8 +177,15 @@ class HybridRetriever:
         return self._lexical(view, self.catalog.tokenizer(query), filters, depth)[0]
 
     def _lexical(
-        self, view: CatalogView, tokens: list[str], filters: SearchFilters, depth: int
+        self,
+        view: CatalogView,
+        tokens: list[str],
+        filters: SearchFilters,
+        depth: int,
+        held: np.ndarray | _Unset | None = _UNSET,
     ) -> tuple[list[tuple[str, float]], np.ndarray]:
+        """Top ``depth`` products by BM25 that pass ``filters``; ``held``: ``_required_slots``
+        when the caller has it already (a search computes it once for both legs)."""
         catalog = self.catalog
         bm25 = view.bm25
         slots, acc = bm25.score_all(tokens)
@@ -182,7 +196,8 @@ class HybridRetriever:
         if mask is not None:
             keep = mask[slots]
             slots, scores = slots[keep], scores[keep]
-        held = self._required_slots(view, filters)
+        if isinstance(held, _Unset):
+            held = self._required_slots(view, filters)
         if held is not None:  # only products that can hold the required Chinese words are checked
             keep = np.isin(slots, held, assume_unique=True)
             slots, scores = slots[keep], scores[keep]
@@ -211,7 +226,12 @@ class HybridRetriever:
         return [] if qvec is None else self._dense(view, qvec, filters, depth)
 
     def _dense(
-        self, view: CatalogView, qvec: np.ndarray, filters: SearchFilters, depth: int
+        self,
+        view: CatalogView,
+        qvec: np.ndarray,
+        filters: SearchFilters,
+        depth: int,
+        held: np.ndarray | _Unset | None = _UNSET,
     ) -> list[tuple[str, float]]:
         """Top ``depth`` products by cosine that pass ``filters``.
 
@@ -244,7 +264,8 @@ class HybridRetriever:
                 if len(hits) >= depth or n >= n_live:
                     return hits[:depth]
         slots = np.flatnonzero(live if mask is None else (mask & live))
-        held = self._required_slots(view, filters)
+        if isinstance(held, _Unset):
+            held = self._required_slots(view, filters)
         if held is not None:  # only products that can hold the required Chinese words are scored
             slots = np.intersect1d(slots, held)
         scores = view.exact_dense(qvec, slots)
@@ -495,11 +516,12 @@ class HybridRetriever:
         tokens = self.catalog.tokenizer(query) if query else []
         if not tokens:
             return self.browse(filters, top_k)
+        held = self._required_slots(view, filters)  # once, for both legs
         lexical, bm25_all = (
-            self._lexical(view, tokens, filters, max(cfg.lexical_depth, top_k)) if cfg.use_lexical else ([], None)
+            self._lexical(view, tokens, filters, max(cfg.lexical_depth, top_k), held) if cfg.use_lexical else ([], None)
         )
         qvec = _fitting(view, self.catalog.embedder.embed_query(query)) if cfg.use_dense else None
-        dense = self._dense(view, qvec, filters, max(cfg.dense_depth, top_k)) if qvec is not None else []
+        dense = self._dense(view, qvec, filters, max(cfg.dense_depth, top_k), held) if qvec is not None else []
         rows: dict[str, _Scored] = {}
         for rank, (pid, s) in enumerate(lexical, 1):
             rows[pid] = _Scored(pid, {"bm25": s}, lexical_rank=rank)
