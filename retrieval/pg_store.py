@@ -57,7 +57,7 @@ import numpy as np
 import psycopg
 from psycopg import conninfo as _conninfo
 
-from retrieval.store import Change, StoreItem, load_product, product_of_row
+from retrieval.store import Change, StoreItem, load_product, page_condition, product_of_row
 from shopassist.errors import BackendError, UsageError
 from shopassist.models import Product
 
@@ -362,18 +362,24 @@ class PostgresProductStore:
 
         return self._run("read product hashes", work) if wanted else {}
 
-    def changes_since(self, seq: int) -> tuple[int, list[Change]]:
-        """(current seq, every row changed after ``seq``) in one consistent (REPEATABLE READ) read."""
+    def changes_since(
+        self, seq: int, *, limit: int | None = None, after: tuple[int, str] | None = None, upto: int | None = None
+    ) -> tuple[int, list[Change]]:
+        """(current seq, every row changed after ``seq``, in (seq, id) order) in one consistent
+        (REPEATABLE READ) read; paged as ``ProductStore.changes_since`` is."""
+        where, params = page_condition(seq, after, "%s")
 
         def work(c: Connection) -> tuple[int, list[tuple[Any, ...]]]:
             with c.transaction():
                 c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                row = c.execute("SELECT coalesce(max(seq), 0) FROM catalog_changes").fetchone()
-                now = int(row[0]) if row else 0
+                now = upto
+                if now is None:
+                    row = c.execute("SELECT coalesce(max(seq), 0) FROM catalog_changes").fetchone()
+                    now = int(row[0]) if row else 0
                 rows = c.execute(
                     "SELECT id, seq, deleted, data, tokens, vec, dvec FROM catalog_products "
-                    "WHERE seq > %s AND seq <= %s ORDER BY seq, id",
-                    (seq, now),
+                    f"WHERE {where} AND seq <= %s ORDER BY seq, id" + ("" if limit is None else f" LIMIT {int(limit)}"),
+                    (*params, now),
                 ).fetchall()
             return now, rows
 

@@ -149,7 +149,9 @@ class CatalogStore(Protocol):
     def count(self) -> int: ...
     def get(self, product_id: str) -> Product | None: ...
     def hashes(self, ids: Sequence[str]) -> dict[str, str]: ...
-    def changes_since(self, seq: int) -> tuple[int, list[Change]]: ...
+    def changes_since(
+        self, seq: int, *, limit: int | None = None, after: tuple[int, str] | None = None, upto: int | None = None
+    ) -> tuple[int, list[Change]]: ...
     def iter_products(self, batch: int = 1000) -> Iterator[Product]: ...
     def upsert(self, items: Iterable[StoreItem], meta: Mapping[str, str] | None = None) -> int: ...
     def delete(self, ids: Sequence[str]) -> list[str]: ...
@@ -164,6 +166,36 @@ def open_store(settings: Settings) -> CatalogStore:
 
         return PostgresProductStore(settings.database_url)
     return ProductStore(settings.catalog_db)
+
+
+def page_condition(seq: int, after: tuple[int, str] | None, mark: str = "?") -> tuple[str, tuple[object, ...]]:
+    """The SQL condition (and its parameters) for rows changed after ``seq``, or, paging, after the
+    row ``after`` = (seq, id) in (seq, id) order; ``mark`` is the driver's placeholder."""
+    if after is None:
+        return f"seq > {mark}", (seq,)
+    return f"seq >= {mark} AND (seq > {mark} OR id > {mark})", (after[0], after[0], after[1])
+
+
+CHANGE_PAGE = 20_000
+
+
+def change_pages(store: CatalogStore, seq: int, page: int | None = None) -> tuple[int, Iterator[list[Change]]]:
+    """(current seq, the rows changed after ``seq`` page by page): what a process applies without
+    holding every change of a large catalog in memory at once (a first load reads them all). The
+    pages end at the returned seq; a row changed meanwhile is read by the next refresh."""
+    page = page or CHANGE_PAGE
+    now, first = store.changes_since(seq, limit=page)
+
+    def pages() -> Iterator[list[Change]]:
+        changes = first
+        while True:
+            yield changes
+            if len(changes) < page:
+                return
+            last = changes[-1]
+            _, changes = store.changes_since(seq, limit=page, after=(last.seq, last.id), upto=now)
+
+    return now, pages()
 
 
 class ProductStore:
@@ -238,17 +270,24 @@ class ProductStore:
                     out[pid] = h
         return out
 
-    def changes_since(self, seq: int) -> tuple[int, list[Change]]:
-        """(current seq, every row changed after ``seq``) in one consistent read."""
+    def changes_since(
+        self, seq: int, *, limit: int | None = None, after: tuple[int, str] | None = None, upto: int | None = None
+    ) -> tuple[int, list[Change]]:
+        """(current seq, every row changed after ``seq``, in (seq, id) order) in one consistent read.
+
+        Paged (see ``change_pages``): at most ``limit`` rows; ``after`` = (seq, id) of the last row
+        of the previous page, ``upto`` = the seq the first page returned (rows changed since then
+        are left to the next refresh, and that seq is returned again)."""
+        where, params = page_condition(seq, after)
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN")
             try:
-                now = int(cur.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
+                now = int(cur.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) if upto is None else upto
                 rows = cur.execute(
                     "SELECT id, seq, deleted, data, tokens, vec, dvec FROM products "
-                    "WHERE seq > ? AND seq <= ? ORDER BY seq",
-                    (seq, now),
+                    f"WHERE {where} AND seq <= ? ORDER BY seq, id" + ("" if limit is None else f" LIMIT {int(limit)}"),
+                    (*params, now),
                 ).fetchall()
             finally:
                 cur.execute("COMMIT")

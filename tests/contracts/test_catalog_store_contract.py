@@ -21,7 +21,7 @@ import pytest
 from postgres_server import fresh_database_url, postgres_server  # noqa: F401  (fixtures)
 
 from retrieval.pg_store import PostgresProductStore
-from retrieval.store import CatalogStore, ProductStore, StoreItem, product_hash
+from retrieval.store import CatalogStore, ProductStore, StoreItem, change_pages, product_hash
 from shopassist.models import Product
 
 DIM = 16
@@ -174,6 +174,32 @@ class CatalogStoreContract:
         _, everything = store.changes_since(0)
         assert sorted(c.id for c in everything) == ["c1", "c2", "c3"]  # c1 once, at its latest
         assert [c.seq for c in everything] == sorted(c.seq for c in everything)
+
+    def test_changes_read_page_by_page_are_the_changes_read_at_once(self, store: CatalogStore) -> None:
+        """A first load reads a large catalog in pages (``change_pages``): the pages hold every row
+        changed after the seq once, in (seq, id) order, also where a page ends inside one batch's
+        seq; a row written while paging is left to the next read, which finds it."""
+        start = store.upsert([item(product("p0"))])
+        store.upsert([item(product(f"p{i:02d}")) for i in range(1, 8)])  # one seq for seven rows
+        store.upsert([item(product("q1")), item(product("q2"))])
+        store.delete(["p03"])
+        now, whole = store.changes_since(start)
+        seen_now, pages = change_pages(store, start, page=3)
+        assert seen_now == now
+        paged: list = []
+        sizes = []
+        for i, page in enumerate(pages):
+            sizes.append(len(page))
+            paged.extend(page)
+            if i == 0:  # written meanwhile: after ``now``, not in these pages
+                later = store.upsert([item(product("p01", "p01 rewritten"))])
+        assert [(c.id, c.seq, c.deleted) for c in paged] == [(c.id, c.seq, c.deleted) for c in whole]
+        assert [(c.seq, c.id) for c in paged] == sorted((c.seq, c.id) for c in paged)
+        assert len({c.id for c in paged}) == len(paged) == 9
+        assert sizes == [3, 3, 3, 0]  # a full last page: one more (empty) read ends it
+        assert store.changes_since(now)[1][0].id == "p01" and store.changes_since(now)[0] == later
+        _, pages = change_pages(store, start, page=4)
+        assert [len(page) for page in pages] == [4, 4, 1]
 
     def test_changes_carry_tokens_and_vectors(self, store: CatalogStore) -> None:
         p = product("v1", description="soft stretch denim")
