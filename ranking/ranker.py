@@ -22,13 +22,14 @@ reasons whose contribution moved it most, for the UI's "why this".
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,45 @@ class RecordResult(AppendResult):
 
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "duplicates": [{"index": i, "seq": seq} for i, seq in self.duplicates]}
+
+
+class _Gate:
+    """Many holders at once (``shared``: recording events), or one alone (``exclusive``: forgetting
+    a session, which must not race an append of that session's events)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._closed:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                if self._active == 0:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._closed:
+                self._cond.wait()
+            self._closed = True
+            while self._active:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._closed = False
+                self._cond.notify_all()
 
 
 class RecentEventIds:
@@ -155,7 +195,12 @@ class Ranker:
         self.knowledge = knowledge or SharedKnowledge()
         self.sessions = SessionTracker(log)
         self._lock = threading.Lock()
-        self._record_lock = threading.Lock()  # duplicate check, append and id registration as one step
+        # the duplicate check and the id registration, each one step; the append between them runs
+        # unlocked (requests append at once: Redis then commits their fsyncs together), the ids in
+        # flight meanwhile reserved in ``_inflight`` so that a retry racing its original is a duplicate
+        self._record_lock = threading.Lock()
+        self._inflight: set[bytes] = set()
+        self._gate = _Gate()  # appends share it; forgetting a session takes it alone
         self.event_ids = RecentEventIds()
         self._warm_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
         self._caught_up_at = time.monotonic()
@@ -175,51 +220,62 @@ class Ranker:
         recorded again but reported in ``duplicates``, so a client can retry safely after a lost
         answer. With ``known_product``, an event about a product it does not know is refused."""
         result = RecordResult()
-        with self._record_lock:
+        with self._gate.shared():
             kept: list[int] = []
             clean: list[Event | Mapping[str, Any]] = []
             keys: list[bytes | None] = []
             batch: dict[bytes, int] = {}
-            for i, raw in enumerate(events):
-                key = None
-                if isinstance(raw, Mapping):
-                    if "event_id" in raw:
-                        raw = dict(raw)
-                        event_id = raw.pop("event_id")
-                        if event_id is not None:
-                            if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
-                                result.rejected.append((i, "event_id must be 1-128 letters, digits or . _ : @ -"))
-                                continue
-                            key = RecentEventIds.key(str(raw.get("session_id")), event_id)
-                            if key in batch:
-                                result.duplicates.append((i, None))
-                                continue
-                            if key in self.event_ids:
-                                result.duplicates.append((i, self.event_ids.seq(key)))
-                                continue
-                            batch[key] = i
-                    product = raw.get("product_id")
-                    if (
-                        known_product is not None
-                        and raw.get("type") != "search"
-                        and isinstance(product, str)
-                        and product.strip()
-                        and not known_product(product)
-                    ):
-                        result.rejected.append((i, f"product_id: no product with id {product[:80]!r} in the catalog"))
-                        continue
-                kept.append(i)
-                clean.append(raw)
-                keys.append(key)
-            appended = self.log.append(clean) if self.log is not None else validate_events(clean)
+            with self._record_lock:
+                for i, raw in enumerate(events):
+                    key = None
+                    if isinstance(raw, Mapping):
+                        if "event_id" in raw:
+                            raw = dict(raw)
+                            event_id = raw.pop("event_id")
+                            if event_id is not None:
+                                if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
+                                    result.rejected.append((i, "event_id must be 1-128 letters, digits or . _ : @ -"))
+                                    continue
+                                key = RecentEventIds.key(str(raw.get("session_id")), event_id)
+                                if key in batch or key in self._inflight:
+                                    result.duplicates.append((i, None))
+                                    continue
+                                if key in self.event_ids:
+                                    result.duplicates.append((i, self.event_ids.seq(key)))
+                                    continue
+                                batch[key] = i
+                        product = raw.get("product_id")
+                        if (
+                            known_product is not None
+                            and raw.get("type") != "search"
+                            and isinstance(product, str)
+                            and product.strip()
+                            and not known_product(product)
+                        ):
+                            result.rejected.append(
+                                (i, f"product_id: no product with id {product[:80]!r} in the catalog")
+                            )
+                            continue
+                    kept.append(i)
+                    clean.append(raw)
+                    keys.append(key)
+                self._inflight.update(batch)
+            try:
+                appended = self.log.append(clean) if self.log is not None and clean else validate_events(clean)
+            except BaseException:
+                with self._record_lock:
+                    self._inflight.difference_update(batch)
+                raise
             refused = {j for j, _ in appended.rejected}
             result.rejected += [(kept[j], reason) for j, reason in appended.rejected]
             result.rejected.sort()
             result.accepted = appended.accepted
             landed = [j for j in range(len(clean)) if j not in refused]
-            for j, event in zip(landed, appended.accepted, strict=True):
-                if (key := keys[j]) is not None:
-                    self.event_ids.add(key, event.seq)
+            with self._record_lock:
+                for j, event in zip(landed, appended.accepted, strict=True):
+                    if (key := keys[j]) is not None:
+                        self.event_ids.add(key, event.seq)
+                self._inflight.difference_update(batch)
             with self._lock:
                 for e in result.accepted:
                     self.sessions.observe(e)
@@ -257,7 +313,7 @@ class Ranker:
         still holds (as a restart would), so nothing they did or typed stays in it. Without a log
         only their per-session state leaves the knowledge. Returns (events deleted, whether a
         profile was in memory). A knowledge seeded by ``learn_sessions`` loses that seed."""
-        with self._record_lock:
+        with self._gate.exclusive():
             delete = getattr(self.log, "delete_sessions", None)
             deleted = int(delete(session_ids)) if delete is not None else 0
             fresh = None

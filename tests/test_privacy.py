@@ -381,3 +381,15 @@ def test_the_api_forgets_a_shopper_only_with_the_key(served: tuple[Stack, TestCl
     res = client.delete(f"/v1/sessions/{name}", headers={"X-API-Key": KEY})
     assert res.status_code == 404 and "nothing is stored" in res.json()["error"]["message"]
     assert client.delete("/v1/sessions/a b", headers={"X-API-Key": KEY}).status_code == 422
+
+
+def test_warming_a_server_up_leaves_no_session_or_event_behind(
+    settings: Settings, use_embedder, sample_file: Path
+) -> None:
+    """``serve`` warms the models, indexes and the rules path with one throwaway turn before it
+    listens: that turn is on a fork in a temporary directory, so the shop stores nothing of it."""
+    with Stack(settings, embedder=use_embedder) as stack:
+        stack.ingest(sample_file)
+        stack.warm_up()
+        assert stack.sessions.stats()["sessions"] == 0 and not stack.sessions.load("warm-up").turns
+        assert stack.ranker is not None and len(stack.events) == 0

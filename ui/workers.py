@@ -51,6 +51,5 @@ def app_factory() -> Any:
     _stacks.append(stack)
     atexit.register(stack.close)
     agent = stack.agent
-    stack.catalog.embedder.embed_query("warm up")
-    _ = stack.catalog.vectors
+    stack.warm_up()  # the first requests should not load models and indexes
     return create_app(stack.catalog, agent, stack.ranker, api_key=config["api_key"], rate_per_minute=config["rate"])

@@ -200,8 +200,7 @@ def serve(
     with build_stack(settings, llm=llm_settings, progress=True) as stack:
         require_products(stack)
         agent = stack.agent  # starts the LLM
-        stack.catalog.embedder.embed_query("warm up")  # the first requests should not open these
-        _ = stack.catalog.vectors
+        stack.warm_up()  # the first requests should not load models and indexes
         app = create_app(stack.catalog, agent, stack.ranker, api_key=api_key, rate_per_minute=rate)
         click.echo(f"shopassist API on http://{host}:{port} (OpenAPI: /docs, /openapi.json)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
