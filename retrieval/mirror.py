@@ -237,14 +237,14 @@ class Mirror:
             for b in f.brands:
                 slots = self.brand_slots.get(b.strip().casefold())
                 if slots:
-                    m[list(slots)] = True
+                    m[_slot_array(slots)] = True
             both(m)
         if f.exclude_brands:
             m = np.ones(n, dtype=bool)
             for b in f.exclude_brands:
                 slots = self.brand_slots.get(b.strip().casefold())
                 if slots:
-                    m[list(slots)] = False
+                    m[_slot_array(slots)] = False
             both(m)
         if f.category:
             levels = [lv.casefold() for lv in split_category(f.category)]
@@ -255,9 +255,18 @@ class Mirror:
             for key in keys:
                 slots = self.category_slots.get(key)
                 if slots:
-                    m[list(slots)] = True
+                    m[_slot_array(slots)] = True
             both(m)
         return mask
+
+
+def _slot_array(slots: set[int]) -> np.ndarray:
+    return np.fromiter(slots, dtype=np.int64, count=len(slots))
+
+
+def _mask_key(filters: SearchFilters) -> tuple[object, ...]:
+    f = filters
+    return (f.min_price, f.max_price, f.currency, f.in_stock, tuple(f.brands), tuple(f.exclude_brands), f.category)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -275,13 +284,16 @@ class CatalogView:
     and ``bm25.slot_ids``; ``capacity`` slots exist, of which ``live`` marks the occupied ones.
     """
 
-    __slots__ = ("_bm25", "_frozen", "_mirror", "_products")
+    __slots__ = ("_bm25", "_frozen", "_mask", "_mirror", "_products")
 
     def __init__(self, mirror: Mirror) -> None:
         self._mirror = mirror
         self._products: Mapping[str, Product] = MappingProxyType(mirror.products)
         self._bm25 = BM25View(mirror.bm25)
         self._frozen: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # (mirror array, its view)
+        # the last scalar mask, keyed by the mirror's seq and size and the filters: both legs of a
+        # search ask for it (a category over 1M products costs ~10 ms to build)
+        self._mask: tuple[tuple[object, ...], np.ndarray | None] | None = None
 
     # -- products and the lexical index ------------------------------------------------------
     @property
@@ -326,8 +338,18 @@ class CatalogView:
     # -- filters -----------------------------------------------------------------------------
     def scalar_mask(self, filters: SearchFilters) -> np.ndarray | None:
         """Boolean mask over the ``capacity`` slots for the scalar filters (price, currency, stock,
-        brands, category); None when there are none. ``filters.matches_rest`` covers the rest."""
-        return self._mirror.scalar_mask(filters)
+        brands, category); None when there are none. ``filters.matches_rest`` covers the rest.
+        Read-only, and shared by the searches that ask for the same filters in between changes."""
+        m = self._mirror
+        key = (m.seq, m.bm25.capacity, len(m.products), *_mask_key(filters))
+        cached = self._mask  # one tuple: a concurrent search never sees a key with another's mask
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        mask = m.scalar_mask(filters)
+        if mask is not None:
+            mask.flags.writeable = False
+        self._mask = (key, mask)
+        return mask
 
     def by_popularity(self, filters: SearchFilters, top_k: int) -> list[Product]:
         """The ``top_k`` live products that pass ``filters``, most sold first, then best rated, then

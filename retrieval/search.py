@@ -32,7 +32,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,8 +120,24 @@ EXACT_DENSE_BELOW = 20_000
 # a filter that keeps more than this many products (but too few for the graph) is ranked on the
 # mirror's 64-d projection first and only its best PROJECTED_CANDIDATES are scored exactly: at 1M
 # products a filter keeping 10% would otherwise read 200 MB of vectors per search
-PROJECT_ABOVE = 20_000
+PROJECT_ABOVE = 4_000
 PROJECTED_CANDIDATES = 1_000
+
+
+def best_first(scores: np.ndarray, first: int) -> Iterator[int]:
+    """Indices of ``scores`` from the highest down, ties by index: exactly the order of a stable
+    descending argsort, but only the best ``first`` (and whatever ties with the last of them) are
+    sorted unless the caller reads past them. At 1M products a common character touches ~half the
+    catalog, and sorting every scored product cost more than the rest of the lexical leg."""
+    n = len(scores)
+    if n <= 2 * first or first < 1:
+        yield from np.argsort(-scores, kind="stable").tolist()
+        return
+    kth = np.partition(scores, n - first)[n - first]  # the first-th highest score
+    head = np.flatnonzero(scores >= kth)  # ascending indices: a stable sort keeps ties by index
+    yield from head[np.argsort(-scores[head], kind="stable")].tolist()
+    tail = np.flatnonzero(scores < kth)
+    yield from tail[np.argsort(-scores[tail], kind="stable")].tolist()
 
 
 def _fitting(view: CatalogView, qvec: np.ndarray) -> np.ndarray | None:
@@ -206,12 +222,11 @@ class HybridRetriever:
         if held is not None:  # only products that can hold the required Chinese words are checked
             keep = np.isin(slots, held, assume_unique=True)
             slots, scores = slots[keep], scores[keep]
-        order = np.argsort(-scores, kind="stable")
         out: list[tuple[str, float]] = []
         check_rest = needs_item_check(filters)
         products = view.products
         slot_ids = bm25.slot_ids
-        for i in order:
+        for i in best_first(scores, 4 * depth):
             pid = slot_ids[int(slots[i])]
             if pid is None:
                 continue
@@ -297,9 +312,9 @@ class HybridRetriever:
         check_rest = allowed is not None
         if not check_rest and len(scores) > depth:  # the mask was the whole filter: the top alone
             top = np.argpartition(-scores, depth - 1)[:depth]
-            order = top[np.argsort(-scores[top], kind="stable")]
+            order: Iterable[int] = top[np.argsort(-scores[top], kind="stable")]
         else:
-            order = np.argsort(-scores, kind="stable")
+            order = best_first(scores, 4 * depth)
         out: list[tuple[str, float]] = []
         slot_ids = view.bm25.slot_ids
         for i in order:

@@ -76,7 +76,22 @@ def test_a_first_load_read_in_pages_builds_the_same_catalog(catalog, monkeypatch
     ]
 
 
+def test_a_process_that_only_writes_never_builds_the_mirror(tmp_path) -> None:
+    """A bulk ingest writes and never reads: the mirror (13 GB at 1M products) is built by the
+    first read, which then holds every write, its own included."""
+    writer = Catalog(Settings(home=tmp_path / "home"), embedder=LowRankEmbedder())
+    writer.upsert(products(30))
+    writer.delete(["s0003"])
+    writer.upsert([Product(id="s0004", title="改过的 卫衣", price=5.0, currency="CNY")])
+    assert writer._mirror.products == {} and writer._mirror.seq == 0  # nothing held yet
+    assert len(writer) == 29 and writer.get("s0004").title == "改过的 卫衣" and writer.get("s0003") is None
+    assert "s0004" in [c.product.id for c in HybridRetriever(writer).search("改过的 卫衣", top_k=3)]
+    writer.upsert([Product(id="s0100", title="新到 防水 手表", price=9.0, currency="CNY")])  # once read: kept in step
+    assert writer._mirror.products["s0100"].title == "新到 防水 手表"
+
+
 def test_the_projection_is_fitted_once_the_catalog_is_large_and_follows_every_change(catalog) -> None:
+    catalog.view()
     m = catalog._mirror
     assert m.reduction is not None and m.vector_count == 600
     basis, reduced = m.reduction
@@ -133,3 +148,32 @@ def test_freed_memory_is_handed_back_without_error() -> None:
     m = Mirror(1.2, 0.75)
     m.fit_reduction()  # no vectors yet: nothing to fit, no error
     assert m.reduction is None
+
+
+def test_best_first_is_a_stable_descending_sort_read_lazily() -> None:
+    rng = np.random.default_rng(5)
+    for n, first in [(0, 3), (5, 3), (1000, 10), (1000, 1), (5000, 40)]:
+        scores = rng.integers(0, 20, n).astype(np.float32)  # many ties, across the cut too
+        expected = np.argsort(-scores, kind="stable").tolist()
+        assert list(search_module.best_first(scores, first)) == expected
+        got = []
+        for i in search_module.best_first(scores, first):  # a reader that stops early
+            got.append(i)
+            if len(got) == first:
+                break
+        assert got == expected[:first]
+
+
+def test_the_scalar_mask_is_shared_between_changes_and_rebuilt_after_one(catalog) -> None:
+    """Both legs of a search ask for the same mask: built once, read-only, and rebuilt after any
+    change (a price edit here moves a product into the range)."""
+    cheap = SearchFilters(max_price=4.0)
+    view = catalog.view()
+    first = view.scalar_mask(cheap)
+    assert first is not None and view.scalar_mask(cheap) is first and not first.flags.writeable
+    assert view.scalar_mask(SearchFilters(max_price=5.0)) is not first  # other filters: their own
+    slot = view.bm25.slot("s0010")
+    assert not first[slot]
+    catalog.upsert([Product(id="s0010", title="降价 卫衣", price=3.0, currency="CNY")])
+    after = catalog.view().scalar_mask(cheap)
+    assert after is not first and after[slot]
