@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"memory-{result['date']}.json"
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    print(f"{fit.formula()} (r2 {fit.r2:.4f}); wrote {path}")
+    print(f"{fit.formula()} ; wrote {path}")
     return 0
 
 

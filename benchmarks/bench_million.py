@@ -87,11 +87,10 @@ WARM_QUERIES = 50
 CHECKPOINTS = (0.10, 0.25, 0.50, 1.00)
 
 # Rough costs for the estimate printed before a run (2 cores, USE 512-d embedder, embedded
-# Chroma and SQLite), from the 20k smoke run (2026-12-03, busy box): a run at scale prints the
-# fitted formula that should replace them. Worker memory grows ~13 KB a product at small sizes
-# (the mirror's arrays double as they grow, so part of it is headroom).
-EST_WORKER_BASE_MB = 300.0  # a worker with an empty catalog: Python, TF + USE model, jieba, Chroma
-EST_WORKER_KB_PER_PRODUCT = 13.0  # mirror (products, postings, filter columns, 2 KB vector) + HNSW
+# Chroma and SQLite). Worker memory from benchmarks/bench_memory.py on 2026-12-03 (fresh workers at
+# 50k-1M: MB = 333 + 10.4 x thousands of products, r2 1.000); the rest from the 20k smoke run.
+EST_WORKER_BASE_MB = 333.0  # a worker with an empty catalog: Python, TF + USE model, jieba, Chroma
+EST_WORKER_KB_PER_PRODUCT = 10.4  # mirror (products, postings, filter columns, 2 KB vector, projection) + HNSW
 EST_INGEST_KB_PER_PRODUCT = 0.5  # the ingest process: it never reads, so it holds no mirror
 EST_SQLITE_KB_PER_PRODUCT = 2.3
 EST_CHROMA_KB_PER_PRODUCT = 4.1

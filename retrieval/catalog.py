@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -97,6 +97,11 @@ class Catalog:
         self._view = CatalogView(self._mirror)
         self._lock = threading.RLock()
         self._open_lock = threading.RLock()
+        # a private ANN index (see ``_ann_is_private``) is written by every worker of its home:
+        # the writes take a file lock under the home (held once per process, re-entrantly)
+        self._ann_lock = threading.RLock()
+        self._ann_depth = 0
+        self._ann_handle: IO[str] | None = None
         self._loaded = False
         self._own_seqs: set[int] = set()  # sequences this process wrote (its Chroma graph has them)
         self._unreadable: dict[str, str] = {}  # stored rows that cannot be read: id -> reason
@@ -177,10 +182,38 @@ class Catalog:
         it holds only what this home wrote, so other workers' writes are added to it here."""
         return self.settings.database_url is not None and not self.settings.chroma_host
 
+    @contextlib.contextmanager
+    def _private_ann_writes(self) -> Iterator[None]:
+        """Around writes to a private ANN index: one process of the home at a time (the workers of
+        ``serve --workers N`` share the home's embedded Chroma, which takes no concurrent writers;
+        two syncing it at once at start broke its segment). Nothing when the index is not private.
+        Taken innermost, with ``_lock`` held."""
+        if not self._ann_is_private:
+            yield
+            return
+        with self._ann_lock:
+            if self._ann_depth == 0:
+                handle = open(self.settings.home / ".ann.lock", "a+")  # noqa: SIM115 - held across the yield
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                self._ann_handle = handle
+            self._ann_depth += 1
+            try:
+                yield
+            finally:
+                self._ann_depth -= 1
+                if self._ann_depth == 0 and self._ann_handle is not None:
+                    fcntl.flock(self._ann_handle.fileno(), fcntl.LOCK_UN)
+                    self._ann_handle.close()
+                    self._ann_handle = None
+
     def _sync_ann(self, index: ChromaVectorIndex) -> None:
         """Add to ``index`` every live product it lacks (from the store's vector copies) and drop
         what the catalog no longer has: a worker that starts on a fresh home after others wrote
         the catalog finds those products through the dense leg too."""
+        with self._private_ann_writes():
+            self._sync_ann_locked(index)
+
+    def _sync_ann_locked(self, index: ChromaVectorIndex) -> None:
         self.refresh()
         have = index.ids()
         view = self._view
@@ -202,10 +235,11 @@ class Catalog:
         live = [
             (c.product, c.vector) for c in changes if not c.deleted and c.product is not None and c.vector is not None
         ]
-        if deleted:
-            self._vectors.delete(deleted)
-        if live:
-            self._vectors.upsert([p for p, _ in live], np.stack([v for _, v in live]))
+        with self._private_ann_writes():
+            if deleted:
+                self._vectors.delete(deleted)
+            if live:
+                self._vectors.upsert([p for p, _ in live], np.stack([v for _, v in live]))
 
     @property
     def bm25(self) -> BM25View:
@@ -456,7 +490,9 @@ class Catalog:
                     if docs
                     else {}
                 )
-                self.vectors.upsert(items, vectors)
+                index = self.vectors
+                with self._private_ann_writes():
+                    index.upsert(items, vectors)
                 result.seq = self.store.upsert(
                     StoreItem(p, self.tokenizer(p.search_text()), h, vec, doc_vectors.get(p.id))
                     for (p, h), vec in zip(todo, vectors, strict=True)
@@ -474,14 +510,19 @@ class Catalog:
         if stored is None:
             self.store.set_meta("embedder", self.embedder_backend)
         elif self._backend is not None and stored != self._backend:
-            self.refresh()
+            if self._loaded:
+                self.refresh()  # sees the switch and reloads
+            else:  # a process that has only written holds no mirror to reload: switch at once
+                self._switch_embedder(stored)
 
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Delete products by id; returns the ids that existed."""
         with self._lock, self.write_lock():
             deleted = self.store.delete(list(ids))
             if deleted:
-                self.vectors.delete(deleted)
+                index = self.vectors
+                with self._private_ann_writes():
+                    index.delete(deleted)
                 if self._loaded:
                     self._own_seqs.add(self.store.seq())
         if self._loaded:
@@ -518,6 +559,7 @@ class Catalog:
 
     def allowed(self, filters: SearchFilters) -> Callable[[str], bool]:
         """A predicate on ids: the product is live and passes every filter."""
+        self.refresh()
         return self._view.allowed(filters)
 
     def passes_rest(self, product: Product, filters: SearchFilters) -> bool:
@@ -525,6 +567,7 @@ class Catalog:
 
     def vector_of(self, product_id: str, kind: str = "main") -> np.ndarray | None:
         """The stored vector of a product ('main' or 'doc'), read-only; None if it has none."""
+        self.refresh()
         return self._view.vector_of(product_id, kind)
 
     def vectors_for(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
