@@ -11,9 +11,9 @@ next search ignores and the next ingest overwrites. Writers on one home take a f
 two ingests never interleave their batches.
 
 Reads call ``refresh()`` first: one indexed SQLite read of the change sequence, and only the rows
-changed since the last refresh are applied. The mirror is built by the first read, not by a
-write: a process that only writes (a bulk ingest) never holds it (13 GB at 1M products). That is what makes an upsert by any process visible
-to the next search of every process on the same home.
+changed since the last refresh are applied. That is what makes an upsert by any process visible
+to the next search of every process on the same home. The mirror is built by the first read, not
+by a write: a process that only writes (a bulk ingest) never holds it (13 GB at 1M products).
 
 Readers outside this module never touch the mirror: ``view()`` refreshes and returns a
 ``CatalogView`` (retrieval/mirror.py), the read-only interface searches use; ``get``,
